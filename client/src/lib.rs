@@ -1,0 +1,1 @@
+//! auscoutclient library (SKELETON: filled in by the client work).

@@ -1,0 +1,13 @@
+//! The pure engine shared by the Redis module and the client: no Redis types,
+//! tested and benchmarked with plain `cargo`.
+//!
+//! - [`wire`]: big-endian `u32` arrays, the format both halves exchange.
+//! - [`index`]: tracks and the inverted index hash → (track, frame).
+//! - [`matcher`]: time-aligned voting and bit-error-rate verification.
+
+pub mod index;
+pub mod matcher;
+pub mod wire;
+
+pub use index::{Index, IndexError, IndexStats, TrackId, TrackView};
+pub use matcher::{LookupError, LookupParams, Match};

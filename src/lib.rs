@@ -1,0 +1,1 @@
+//! The auscout Redis module (SKELETON: filled in by the module work).
