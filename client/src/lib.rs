@@ -1,1 +1,15 @@
-//! auscoutclient library (SKELETON: filled in by the client work).
+//! auscoutclient: turns audio into pHash frame fingerprints and talks to the
+//! auscout Redis module. The `auscoutclient` binary is a thin CLI over this.
+//!
+//! Pipeline: [`decode`] (symphonia → mono f32) → [`resample`] (rubato → `sr`)
+//! → [`audiohash`] (frame hashes + toggle masks, DESIGN §1), driven by
+//! [`fingerprint`]. [`store`] holds the Redis calls, cluster sharding included.
+
+pub mod audiohash;
+pub mod decode;
+pub mod error;
+pub mod fingerprint;
+pub mod resample;
+pub mod store;
+
+pub use error::ClientError;

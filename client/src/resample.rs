@@ -1,0 +1,1 @@
+//! SKELETON: filled in by the client work.
