@@ -1,1 +1,3 @@
 //! SKELETON: filled in by the client work.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {}
