@@ -17,7 +17,10 @@ use crate::cli::{legacy_command_args, Cli};
 use crate::output::{Format, Reporter};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(legacy_command_args(std::env::args_os().collect()));
+    let cli = match Cli::try_parse_from(legacy_command_args(std::env::args_os().collect())) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let format = if cli.opts.json {
         Format::Json
     } else if cli.opts.csv {
@@ -34,4 +37,18 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Help and version go out as clap renders them; a usage error is one line
+/// (clap's first), exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+    eprintln!("auscoutclient: {first} (see --help)");
+    ExitCode::from(2)
 }

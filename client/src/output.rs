@@ -3,7 +3,7 @@
 //! terminal. Worker threads share one [`Reporter`]; every result is one
 //! `println!`, so lines never interleave.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -59,9 +59,13 @@ impl Reporter {
         self.bar.finish_and_clear();
     }
 
-    /// A result line on stdout.
+    /// A result line on stdout. A closed stdout (`| head`) is not an error
+    /// worth a panic; the remaining results are simply not wanted.
     pub fn result(&self, line: &str) {
-        self.bar.suspend(|| println!("{line}"));
+        self.bar.suspend(|| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{line}");
+        });
     }
 
     /// A one-line problem with a file or path; counts as a failure.

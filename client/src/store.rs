@@ -139,7 +139,15 @@ impl Conn {
                 for cmd in cmds {
                     pipe.add_command(cmd.clone());
                 }
-                pipe.query(c.as_mut())
+                match pipe.query(c.as_mut()) {
+                    // A pipeline hands redirects back as plain errors; one
+                    // command at a time, the cluster client follows them
+                    // (ASKING included) while a slot migrates.
+                    Err(e) if matches!(e.kind(), ErrorKind::Moved | ErrorKind::Ask | ErrorKind::TryAgain) => {
+                        cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect()
+                    }
+                    other => other,
+                }
             }
         }
     }
@@ -176,6 +184,10 @@ pub enum Access {
 pub struct Store {
     endpoint: Endpoint,
     layout: Layout,
+    /// Shards to query in a lookup: those that existed when the store was
+    /// opened (a shard no track has reached yet has no key, and the module
+    /// answers a lookup on a missing key with an error).
+    lookup_shards: Vec<u32>,
     pool: Mutex<Vec<Conn>>,
 }
 
@@ -194,9 +206,18 @@ impl Store {
     ) -> Result<Self, ClientError> {
         let mut conn = endpoint.connect()?;
         let layout = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)?;
+        let existing = existing_shards(&mut conn, &layout)?;
+        // With no shard there at all, ask them all: the module then says
+        // the index does not exist, which is what the user needs to hear.
+        let lookup_shards = if existing.is_empty() {
+            (0..layout.shard_count()).collect()
+        } else {
+            existing
+        };
         Ok(Store {
             endpoint,
             layout,
+            lookup_shards,
             pool: Mutex::new(vec![conn]),
         })
     }
@@ -246,12 +267,11 @@ impl Store {
         let hashes = encode_u32_be(hashes);
         let toggles = encode_u32_be(toggles);
         let cmds: Vec<Cmd> = self
-            .layout
-            .keys()
-            .into_iter()
-            .map(|key| {
+            .lookup_shards
+            .iter()
+            .map(|&shard| {
                 let mut cmd = redis::cmd("AUSCOUT.LOOKUP");
-                cmd.arg(key).arg(&hashes).arg(&toggles);
+                cmd.arg(self.layout.shard_key(shard)).arg(&hashes).arg(&toggles);
                 if let Some(t) = options.threshold {
                     cmd.arg(t);
                 }
@@ -270,7 +290,7 @@ impl Store {
             replies.map(|r| (r, start.elapsed()))
         })?;
         let mut found = Vec::new();
-        for (shard, value) in (0u32..).zip(replies) {
+        for (&shard, value) in self.lookup_shards.iter().zip(replies) {
             for m in reply::matches(value).map_err(|detail| bad_reply("auscout.lookup", detail))? {
                 let id = self
                     .layout
@@ -325,6 +345,11 @@ impl Store {
     pub fn descriptions(&self) -> Result<std::collections::HashSet<String>, ClientError> {
         let mut all = std::collections::HashSet::new();
         for key in self.layout.keys() {
+            // The module refuses to list a missing key; a new index has none.
+            let exists = self.with_retries(|c| c.run(redis::cmd("EXISTS").arg(&key)))?;
+            if reply::integer(&exists).map_err(|detail| bad_reply("EXISTS", detail))? == 0 {
+                continue;
+            }
             let mut cursor = "0".to_owned();
             // Bounded: a cursor that never ends would be a server bug, not a
             // reason to loop forever.
@@ -390,6 +415,27 @@ impl Store {
             pool.push(conn);
         }
     }
+}
+
+/// The shards whose key exists.
+fn existing_shards(conn: &mut Conn, layout: &Layout) -> Result<Vec<u32>, ClientError> {
+    let cmds: Vec<Cmd> = layout
+        .keys()
+        .into_iter()
+        .map(|key| {
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(key);
+            cmd
+        })
+        .collect();
+    let replies = conn.run_all(&cmds)?;
+    let mut existing = Vec::new();
+    for (shard, value) in (0u32..).zip(replies) {
+        if reply::integer(&value).map_err(|detail| bad_reply("EXISTS", detail))? > 0 {
+            existing.push(shard);
+        }
+    }
+    Ok(existing)
 }
 
 /// Reads (or, for `add`, creates) the layout of index `key`.
