@@ -154,8 +154,5 @@ fn validate(query: &[u32], toggles: &[u32], params: &LookupParams) -> Result<(),
     Ok(())
 }
 
-#[doc(hidden)]
-pub fn lookup_placeholder() {}
-
 #[cfg(test)]
 mod tests;
