@@ -21,7 +21,11 @@ pub const AOF_CHUNK_FRAMES: usize = 1 << 16;
 ///
 /// # Safety
 /// `aof` and `key` must be the pointers Redis passed to the `aof_rewrite` callback.
-pub unsafe fn rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, index: &Index) {
+pub unsafe fn rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    index: &Index,
+) {
     let Some(emit) = raw::RedisModule_EmitAOF else {
         return;
     };
@@ -59,6 +63,12 @@ pub unsafe fn rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleSt
     // An empty index (only a legacy RDB can hold one) has no key to set the
     // counter on; it is simply not re-created.
     if index.track_count() > 0 {
-        emit(aof, setnextid.as_ptr(), c"sl".as_ptr(), key, index.next_id() as c_longlong);
+        emit(
+            aof,
+            setnextid.as_ptr(),
+            c"sl".as_ptr(),
+            key,
+            index.next_id() as c_longlong,
+        );
     }
 }

@@ -20,12 +20,14 @@ type CmdResult = Result<RedisValue, CmdError>;
 pub const LIST_DEFAULT_COUNT: u64 = 100;
 pub const LIST_MAX_COUNT: u64 = 10_000;
 
-fn read_index<'a>(key: &'a RedisKey) -> Result<Option<&'a IndexValue>, CmdError> {
-    key.get_value::<IndexValue>(&AUSCOUT_TYPE).map_err(|_| CmdError::WrongType)
+fn read_index(key: &RedisKey) -> Result<Option<&IndexValue>, CmdError> {
+    key.get_value::<IndexValue>(&AUSCOUT_TYPE)
+        .map_err(|_| CmdError::WrongType)
 }
 
-fn write_index<'a>(key: &'a RedisKeyWritable) -> Result<Option<&'a mut IndexValue>, CmdError> {
-    key.get_value::<IndexValue>(&AUSCOUT_TYPE).map_err(|_| CmdError::WrongType)
+fn write_index(key: &RedisKeyWritable) -> Result<Option<&mut IndexValue>, CmdError> {
+    key.get_value::<IndexValue>(&AUSCOUT_TYPE)
+        .map_err(|_| CmdError::WrongType)
 }
 
 fn notify(ctx: &Context, event: &str, key: &RedisString) {
@@ -59,12 +61,24 @@ fn add_track(
         Some(d) => {
             ctx.replicate(
                 "auscout.addtrack",
-                &[key_name.as_slice(), hashes_arg.as_slice(), d.as_slice(), id_text.as_bytes()],
+                &[
+                    key_name.as_slice(),
+                    hashes_arg.as_slice(),
+                    d.as_slice(),
+                    id_text.as_bytes(),
+                ],
             );
             notify(ctx, "auscout.addtrack", key_name);
         }
         None => {
-            ctx.replicate("auscout.add", &[key_name.as_slice(), hashes_arg.as_slice(), id_text.as_bytes()]);
+            ctx.replicate(
+                "auscout.add",
+                &[
+                    key_name.as_slice(),
+                    hashes_arg.as_slice(),
+                    id_text.as_bytes(),
+                ],
+            );
             notify(ctx, "auscout.add", key_name);
         }
     }
@@ -108,7 +122,9 @@ pub fn append(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     let frames = value.append(id, &hashes)?;
     ctx.replicate_verbatim();
     notify(ctx, "auscout.append", key_name);
-    Ok(RedisValue::Integer(i64::try_from(frames).unwrap_or(i64::MAX)))
+    Ok(RedisValue::Integer(
+        i64::try_from(frames).unwrap_or(i64::MAX),
+    ))
 }
 
 /// `auscout.setnextid key next` → OK. Raises the id counter (never lowers
@@ -143,11 +159,14 @@ pub fn del(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     notify(ctx, "auscout.del", key_name);
     if now_empty {
         // Like any empty Redis collection, an empty index does not linger.
-        key.delete().map_err(|e| CmdError::Internal(e.to_string()))?;
+        key.delete()
+            .map_err(|e| CmdError::Internal(e.to_string()))?;
         ctx.notify_keyspace_event(NotifyEvent::GENERIC, "del", key_name);
     }
     ctx.replicate_verbatim();
-    Ok(RedisValue::Integer(i64::try_from(frames).unwrap_or(i64::MAX)))
+    Ok(RedisValue::Integer(
+        i64::try_from(frames).unwrap_or(i64::MAX),
+    ))
 }
 
 /// `auscout.lookup key hasharray togglearray [threshold] [LIMIT n]`
@@ -176,10 +195,15 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
         } else if first {
             params.threshold = args::threshold(arg)?;
         } else {
-            return Err(CmdError::Arg(format!("unknown option '{}'", arg.to_string_lossy())));
+            return Err(CmdError::Arg(format!(
+                "unknown option '{}'",
+                arg.to_string_lossy()
+            )));
         }
         first = false;
     }
+
+    args::check_query(&query, &toggles, params.max_toggle_bits)?;
 
     let key = ctx.open_key(key_name);
     let value = read_index(&key)?.ok_or(CmdError::NoSuchKey)?;
@@ -230,7 +254,8 @@ pub fn delkey(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     };
     let key = ctx.open_key_writable(key_name);
     write_index(&key)?.ok_or(CmdError::NoSuchKey)?;
-    key.unlink().map_err(|e| CmdError::Internal(e.to_string()))?;
+    key.unlink()
+        .map_err(|e| CmdError::Internal(e.to_string()))?;
     ctx.notify_keyspace_event(NotifyEvent::GENERIC, "del", key_name);
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
@@ -251,12 +276,17 @@ pub fn list(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
             let n = rest.next().ok_or(CmdError::WrongArity)?;
             count = args::unsigned(n, "COUNT")?;
             if !(1..=LIST_MAX_COUNT).contains(&count) {
-                return Err(CmdError::Arg(format!("COUNT must be in 1..={LIST_MAX_COUNT}")));
+                return Err(CmdError::Arg(format!(
+                    "COUNT must be in 1..={LIST_MAX_COUNT}"
+                )));
             }
         } else if first {
             cursor = args::unsigned(arg, "cursor")?;
         } else {
-            return Err(CmdError::Arg(format!("unknown option '{}'", arg.to_string_lossy())));
+            return Err(CmdError::Arg(format!(
+                "unknown option '{}'",
+                arg.to_string_lossy()
+            )));
         }
         first = false;
     }
@@ -343,14 +373,17 @@ pub fn importdescr(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
             value.set_descr(id, descr.as_slice())?;
             imported += 1;
         }
-        side.delete().map_err(|e| CmdError::Internal(e.to_string()))?;
+        side.delete()
+            .map_err(|e| CmdError::Internal(e.to_string()))?;
         ctx.notify_keyspace_event(NotifyEvent::GENERIC, "del", &name);
         changed = true;
     }
     let counter = side_name("counter");
     let counter_key = ctx.open_key_writable(&counter);
     if counter_key.key_type() == KeyType::String {
-        counter_key.delete().map_err(|e| CmdError::Internal(e.to_string()))?;
+        counter_key
+            .delete()
+            .map_err(|e| CmdError::Internal(e.to_string()))?;
         ctx.notify_keyspace_event(NotifyEvent::GENERIC, "del", &counter);
         changed = true;
     }

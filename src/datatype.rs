@@ -78,8 +78,12 @@ impl RdbWrite for IoWriter {
 
 /// Logs through the IO handle (goes to the server log with the key name).
 fn log_io(rdb: *mut raw::RedisModuleIO, level: &std::ffi::CStr, msg: &str) {
-    let Some(log) = (unsafe { raw::RedisModule_LogIOError }) else { return };
-    let Ok(msg) = CString::new(msg.replace('\0', " ")) else { return };
+    let Some(log) = (unsafe { raw::RedisModule_LogIOError }) else {
+        return;
+    };
+    let Ok(msg) = CString::new(msg.replace('\0', " ")) else {
+        return;
+    };
     unsafe { log(rdb, level.as_ptr(), c"%s".as_ptr(), msg.as_ptr()) };
 }
 
@@ -90,7 +94,11 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
         match rdb::load(&mut reader, encver, &mut warn) {
             Ok(index) => Box::into_raw(Box::new(IndexValue::new(index))).cast::<c_void>(),
             Err(e) => {
-                log_io(rdb, c"warning", &format!("auscout: refusing to load an index: {e}"));
+                log_io(
+                    rdb,
+                    c"warning",
+                    &format!("auscout: refusing to load an index: {e}"),
+                );
                 ptr::null_mut()
             }
         }
@@ -111,7 +119,11 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     })
 }
 
-unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
     guard::callback("aof_rewrite", (), || {
         if let Some(v) = unsafe { value_ref(value) } {
             unsafe { crate::aof::rewrite(aof, key, v.index()) };
@@ -121,13 +133,17 @@ unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::Re
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     guard::callback("mem_usage", 0, || {
-        unsafe { value_ref(value) }.map_or(0, |v| std::mem::size_of::<IndexValue>() + v.index().mem_usage())
+        unsafe { value_ref(value) }.map_or(0, |v| {
+            std::mem::size_of::<IndexValue>() + v.index().mem_usage()
+        })
     })
 }
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     guard::callback("digest", (), || {
-        let Some(v) = (unsafe { value_ref(value) }) else { return };
+        let Some(v) = (unsafe { value_ref(value) }) else {
+            return;
+        };
         let (Some(add_ll), Some(add_buf), Some(end)) = (unsafe {
             (
                 raw::RedisModule_DigestAddLongLong,
@@ -167,7 +183,8 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
     guard::callback("free_effort", 0, || {
         unsafe { value_ref(value) }.map_or(0, |v| {
             let i = v.index();
-            usize::try_from(i.track_count() + i.frame_count() / FRAMES_PER_EFFORT_UNIT).unwrap_or(usize::MAX)
+            usize::try_from(i.track_count() + i.frame_count() / FRAMES_PER_EFFORT_UNIT)
+                .unwrap_or(usize::MAX)
         })
     })
 }
@@ -188,6 +205,8 @@ unsafe extern "C" fn copy(
     value: *const c_void,
 ) -> *mut c_void {
     guard::callback("copy", ptr::null_mut(), || {
-        unsafe { value_ref(value) }.map_or(ptr::null_mut(), |v| Box::into_raw(Box::new(v.clone())).cast::<c_void>())
+        unsafe { value_ref(value) }.map_or(ptr::null_mut(), |v| {
+            Box::into_raw(Box::new(v.clone())).cast::<c_void>()
+        })
     })
 }

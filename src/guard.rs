@@ -43,7 +43,10 @@ pub fn callback<T>(name: &str, fallback: T, body: impl FnOnce() -> T) -> T {
         Err(payload) => {
             // No context here (callbacks may run off the main thread): stderr
             // ends up in the server's log.
-            eprintln!("auscout: {name} callback panicked: {}", panic_message(payload.as_ref()));
+            eprintln!(
+                "auscout: {name} callback panicked: {}",
+                panic_message(payload.as_ref())
+            );
             fallback
         }
     }

@@ -19,7 +19,11 @@ fn add_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     raw::add_info_field_long_long(ctx.ctx, "frames", s.frames);
     raw::add_info_field_unsigned_long_long(ctx.ctx, "lookups", s.lookups);
     raw::add_info_field_unsigned_long_long(ctx.ctx, "lookup_usec", s.lookup_micros);
-    let avg = if s.lookups == 0 { 0.0 } else { s.lookup_micros as f64 / s.lookups as f64 };
+    let avg = if s.lookups == 0 {
+        0.0
+    } else {
+        s.lookup_micros as f64 / s.lookups as f64
+    };
     raw::add_info_field_double(ctx.ctx, "lookup_avg_usec", avg);
     Ok(())
 }

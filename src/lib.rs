@@ -57,7 +57,20 @@ macro_rules! guarded {
     };
 }
 
-guarded!(add, addtrack, append, setnextid, del, lookup, count, size, delkey, list, index, importdescr);
+guarded!(
+    add,
+    addtrack,
+    append,
+    setnextid,
+    del,
+    lookup,
+    count,
+    size,
+    delkey,
+    list,
+    index,
+    importdescr
+);
 
 redis_module! {
     name: "auscout",

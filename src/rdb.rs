@@ -69,7 +69,11 @@ pub trait RdbWrite {
 
 /// Decodes one index written with encoding `encver`. `warn` receives notes
 /// about data that was repaired rather than refused (legacy ids).
-pub fn load(r: &mut dyn RdbRead, encver: i32, warn: &mut dyn FnMut(&str)) -> Result<Index, LoadError> {
+pub fn load(
+    r: &mut dyn RdbRead,
+    encver: i32,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Index, LoadError> {
     match encver {
         ENCVER_LEGACY => load_legacy(r, warn),
         ENCVER_COMPACT => load_compact(r),
@@ -144,7 +148,9 @@ fn load_legacy(r: &mut dyn RdbRead, warn: &mut dyn FnMut(&str)) -> Result<Index,
         let new = index
             .insert(None, b"", &hashes)
             .map_err(|source| LoadError::Index { id: old, source })?;
-        warn(&format!("legacy track id {old} is not in 1..={MAX_ID}; loaded as id {new}"));
+        warn(&format!(
+            "legacy track id {old} is not in 1..={MAX_ID}; loaded as id {new}"
+        ));
     }
     Ok(index)
 }
@@ -160,22 +166,27 @@ pub fn rebuild_sequence(id: TrackId, mut stored: Vec<(u64, i64)>) -> Result<Vec<
     let mut last = 0u64;
     for &(hash, pos) in &stored {
         if u32::try_from(hash).is_err() {
-            return Err(LoadError::Corrupt(format!("track {id}: hash {hash} exceeds 32 bits")));
+            return Err(LoadError::Corrupt(format!(
+                "track {id}: hash {hash} exceeds 32 bits"
+            )));
         }
         let p = u64::try_from(pos)
             .ok()
             .filter(|p| *p < LEGACY_MAX_FRAMES)
-            .ok_or_else(|| LoadError::Corrupt(format!("track {id}: position {pos} out of range")))?;
+            .ok_or_else(|| {
+                LoadError::Corrupt(format!("track {id}: position {pos} out of range"))
+            })?;
         last = last.max(p);
     }
     stored.sort_by_key(|&(_, pos)| pos);
-    let len = usize::try_from(last + 1).map_err(|_| LoadError::Corrupt(format!("track {id} too long")))?;
+    let len = usize::try_from(last + 1)
+        .map_err(|_| LoadError::Corrupt(format!("track {id} too long")))?;
     let mut seq = Vec::with_capacity(len);
     let mut pairs = stored.iter().peekable();
     let mut current = stored.first().map_or(0, |&(h, _)| h as u32);
     for frame in 0..len {
         while let Some(&&(hash, pos)) = pairs.peek() {
-            if usize::try_from(pos).map_or(false, |p| p <= frame) {
+            if usize::try_from(pos).is_ok_and(|p| p <= frame) {
                 current = hash as u32;
                 pairs.next();
             } else {
@@ -242,7 +253,10 @@ mod tests {
 
     #[test]
     fn rebuild_fills_leading_gap_with_first_hash() {
-        assert_eq!(rebuild_sequence(1, vec![(5, 2), (6, 3)]).unwrap(), vec![5, 5, 5, 6]);
+        assert_eq!(
+            rebuild_sequence(1, vec![(5, 2), (6, 3)]).unwrap(),
+            vec![5, 5, 5, 6]
+        );
     }
 
     #[test]
@@ -256,34 +270,57 @@ mod tests {
     #[test]
     fn unknown_version_is_an_error() {
         let mut m = Mem::default();
-        assert_eq!(load(&mut m, 9, &mut |_| {}).err(), Some(LoadError::UnknownVersion(9)));
+        assert_eq!(
+            load(&mut m, 9, &mut |_| {}).err(),
+            Some(LoadError::UnknownVersion(9))
+        );
     }
 
     #[test]
     fn legacy_count_over_bound_is_refused_before_reading_frames() {
         let mut m = Mem::default();
-        m.vals.extend([Val::U(1), Val::S(5), Val::U(LEGACY_MAX_FRAMES + 1)]);
-        assert!(matches!(load(&mut m, ENCVER_LEGACY, &mut |_| {}), Err(LoadError::Corrupt(_))));
+        m.vals
+            .extend([Val::U(1), Val::S(5), Val::U(LEGACY_MAX_FRAMES + 1)]);
+        assert!(matches!(
+            load(&mut m, ENCVER_LEGACY, &mut |_| {}),
+            Err(LoadError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn legacy_short_read_is_an_error() {
         let mut m = Mem::default();
-        m.vals.extend([Val::U(2), Val::S(5), Val::U(1), Val::U(3), Val::S(0)]);
-        assert_eq!(load(&mut m, ENCVER_LEGACY, &mut |_| {}).err(), Some(LoadError::Io));
+        m.vals
+            .extend([Val::U(2), Val::S(5), Val::U(1), Val::U(3), Val::S(0)]);
+        assert_eq!(
+            load(&mut m, ENCVER_LEGACY, &mut |_| {}).err(),
+            Some(LoadError::Io)
+        );
     }
 
     #[test]
     fn compact_short_read_is_an_error() {
         let mut m = Mem::default();
         m.vals.extend([Val::U(3), Val::U(1), Val::S(1)]);
-        assert_eq!(load(&mut m, ENCVER_COMPACT, &mut |_| {}).err(), Some(LoadError::Io));
+        assert_eq!(
+            load(&mut m, ENCVER_COMPACT, &mut |_| {}).err(),
+            Some(LoadError::Io)
+        );
     }
 
     #[test]
     fn compact_refuses_bad_hash_buffer() {
         let mut m = Mem::default();
-        m.vals.extend([Val::U(3), Val::U(1), Val::S(1), Val::B(vec![]), Val::B(vec![1, 2, 3])]);
-        assert!(matches!(load(&mut m, ENCVER_COMPACT, &mut |_| {}), Err(LoadError::Wire { .. })));
+        m.vals.extend([
+            Val::U(3),
+            Val::U(1),
+            Val::S(1),
+            Val::B(vec![]),
+            Val::B(vec![1, 2, 3]),
+        ]);
+        assert!(matches!(
+            load(&mut m, ENCVER_COMPACT, &mut |_| {}),
+            Err(LoadError::Wire { .. })
+        ));
     }
 }

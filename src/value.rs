@@ -24,7 +24,10 @@ impl IndexValue {
     /// Wraps a new or freshly loaded index and counts it.
     pub fn new(index: Index) -> Self {
         stats::index_added(index.track_count(), index.frame_count());
-        Self { index, counted: AtomicBool::new(true) }
+        Self {
+            index,
+            counted: AtomicBool::new(true),
+        }
     }
 
     pub fn index(&self) -> &Index {
@@ -42,7 +45,12 @@ impl IndexValue {
         self.counted.load(Ordering::Acquire)
     }
 
-    pub fn insert(&mut self, id: Option<TrackId>, descr: &[u8], hashes: &[u32]) -> Result<TrackId, IndexError> {
+    pub fn insert(
+        &mut self,
+        id: Option<TrackId>,
+        descr: &[u8],
+        hashes: &[u32],
+    ) -> Result<TrackId, IndexError> {
         let id = self.index.insert(id, descr, hashes)?;
         if self.is_counted() {
             stats::tracks_changed(1, signed(hashes.len() as u64));
