@@ -29,16 +29,16 @@ pub struct Cli {
     pub opts: Options,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Fingerprint files and add each as a track (description = file name)
-    Add,
+    Add(Files),
     /// Delete the track with the id `add` printed (-i)
     Del,
     /// Look files up and print their matches
-    Lookup,
+    Lookup(Files),
     /// Fingerprint files and print the hashes (no Redis)
-    Hash,
+    Hash(Files),
     /// Print the number of tracks in the index
     Count,
     /// Print the number of frames in the index
@@ -104,15 +104,19 @@ pub struct Options {
     #[arg(long, global = true,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub shards: Option<u32>,
+}
+
+/// The files a command works on.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Files {
     /// Audio files or directories (walked recursively)
-    #[arg(global = true)]
     pub paths: Vec<PathBuf>,
 }
 
 impl Options {
     /// Every path given, `-d` directories first as the original took them.
-    pub fn all_paths(&self) -> Vec<PathBuf> {
-        self.dir.iter().chain(self.paths.iter()).cloned().collect()
+    pub fn all_paths(&self, files: &Files) -> Vec<PathBuf> {
+        self.dir.iter().chain(files.paths.iter()).cloned().collect()
     }
 }
 
@@ -166,10 +170,18 @@ mod tests {
     fn options_parse_in_any_order() {
         let cli = Cli::try_parse_from(["a", "-k", "music", "lookup", "clip.wav", "-g", "2"]);
         let cli = cli.expect("parses");
-        assert_eq!(cli.command, Command::Lookup);
+        let Command::Lookup(files) = &cli.command else {
+            panic!("not lookup: {:?}", cli.command);
+        };
         assert_eq!(cli.opts.key.as_deref(), Some("music"));
         assert_eq!(cli.opts.toggles, 2);
-        assert_eq!(cli.opts.paths, vec![PathBuf::from("clip.wav")]);
+        assert_eq!(files.paths, vec![PathBuf::from("clip.wav")]);
+        let cli = Cli::try_parse_from(["a", "-d", "dir", "add", "x.wav"]).expect("parses");
+        let Command::Add(files) = &cli.command else {
+            panic!("not add: {:?}", cli.command);
+        };
+        let want = vec![PathBuf::from("dir"), PathBuf::from("x.wav")];
+        assert_eq!(cli.opts.all_paths(files), want);
     }
 
     #[test]
@@ -178,6 +190,10 @@ mod tests {
         assert!(Cli::try_parse_from(["a", "hash", "--sr", "5000"]).is_err());
         assert!(Cli::try_parse_from(["a", "add", "--shards", "0"]).is_err());
         assert!(Cli::try_parse_from(["a", "lookup", "--json", "--csv"]).is_err());
+        assert!(
+            Cli::try_parse_from(["a", "del", "x.wav"]).is_err(),
+            "del takes no paths"
+        );
     }
 
     #[test]

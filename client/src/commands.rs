@@ -12,7 +12,7 @@ use auscoutclient::fingerprint::{fingerprint_file, Fingerprint, HashOptions};
 use auscoutclient::store::{Access, Endpoint, LookupOptions, Store};
 use rayon::prelude::*;
 
-use crate::cli::{Command, Options};
+use crate::cli::{Command, Files, Options};
 use crate::output::{
     csv_field, json_line, Format, JsonAdd, JsonHash, JsonLookup, JsonMatch, Reporter,
     LOOKUP_CSV_HEADER,
@@ -30,7 +30,7 @@ impl<E: std::fmt::Display> From<E> for Fatal {
 }
 
 /// Runs one command; `Ok` even when some files failed (the reporter counts them).
-pub fn run(command: Command, opts: &Options, out: &Reporter) -> Result<(), Fatal> {
+pub fn run(command: &Command, opts: &Options, out: &Reporter) -> Result<(), Fatal> {
     if let Some(jobs) = opts.jobs {
         // Only fails if a global pool exists already, which is harmless.
         let _ = rayon::ThreadPoolBuilder::new()
@@ -38,9 +38,9 @@ pub fn run(command: Command, opts: &Options, out: &Reporter) -> Result<(), Fatal
             .build_global();
     }
     match command {
-        Command::Hash => hash(opts, out),
-        Command::Add => add(opts, out),
-        Command::Lookup => lookup(opts, out),
+        Command::Hash(files) => hash(opts, files, out),
+        Command::Add(files) => add(opts, files, out),
+        Command::Lookup(files) => lookup(opts, files, out),
         Command::Del => delete(opts, out),
         Command::Count => {
             let n = open(opts, Access::Read)?.count()?;
@@ -76,8 +76,8 @@ fn open(opts: &Options, access: Access) -> Result<Store, Fatal> {
 }
 
 /// Walks the paths, reporting the missing ones; errors if none were given.
-fn files(opts: &Options, out: &Reporter) -> Result<Vec<PathBuf>, Fatal> {
-    let paths = opts.all_paths();
+fn files(opts: &Options, given: &Files, out: &Reporter) -> Result<Vec<PathBuf>, Fatal> {
+    let paths = opts.all_paths(given);
     if paths.is_empty() {
         return Err(Fatal("no files or directories given".to_owned()));
     }
@@ -111,8 +111,8 @@ fn description(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-fn hash(opts: &Options, out: &Reporter) -> Result<(), Fatal> {
-    let files = files(opts, out)?;
+fn hash(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
+    let files = files(opts, given, out)?;
     let hopts = hash_options(opts, opts.toggles);
     for_each_file(&files, out, |path| match fingerprint_file(path, &hopts) {
         Ok(fp) => {
@@ -148,9 +148,9 @@ struct AddTotals {
     audio_seconds: f64,
 }
 
-fn add(opts: &Options, out: &Reporter) -> Result<(), Fatal> {
+fn add(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
+    let files = files(opts, given, out)?;
     let store = open(opts, Access::Write)?;
-    let files = files(opts, out)?;
     let started = Instant::now();
     // Resume: what an earlier (maybe killed) run indexed is skipped. Files
     // sharing a name within this run are added once, for the same reason.
@@ -225,9 +225,9 @@ fn report_add(out: &Reporter, path: &Path, descr: &str, id: Option<u64>) {
     out.result(&line);
 }
 
-fn lookup(opts: &Options, out: &Reporter) -> Result<(), Fatal> {
+fn lookup(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
+    let files = files(opts, given, out)?;
     let store = open(opts, Access::Read)?;
-    let files = files(opts, out)?;
     let hopts = hash_options(opts, opts.toggles);
     let lopts = LookupOptions {
         threshold: opts.threshold,

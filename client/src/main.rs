@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Format::Plain
     };
     let out = Reporter::new(format, cli.opts.quiet);
-    if let Err(fatal) = commands::run(cli.command, &cli.opts, &out) {
+    if let Err(fatal) = commands::run(&cli.command, &cli.opts, &out) {
         out.error(&fatal.0);
     }
     if out.failures() > 0 {
@@ -43,12 +43,21 @@ fn main() -> ExitCode {
 /// (clap's first), exit status 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
     eprintln!("auscoutclient: {first} (see --help)");
     ExitCode::from(2)
 }

@@ -143,7 +143,12 @@ impl Conn {
                     // A pipeline hands redirects back as plain errors; one
                     // command at a time, the cluster client follows them
                     // (ASKING included) while a slot migrates.
-                    Err(e) if matches!(e.kind(), ErrorKind::Moved | ErrorKind::Ask | ErrorKind::TryAgain) => {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Moved | ErrorKind::Ask | ErrorKind::TryAgain
+                        ) =>
+                    {
                         cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect()
                     }
                     other => other,
@@ -271,7 +276,9 @@ impl Store {
             .iter()
             .map(|&shard| {
                 let mut cmd = redis::cmd("AUSCOUT.LOOKUP");
-                cmd.arg(self.layout.shard_key(shard)).arg(&hashes).arg(&toggles);
+                cmd.arg(self.layout.shard_key(shard))
+                    .arg(&hashes)
+                    .arg(&toggles);
                 if let Some(t) = options.threshold {
                     cmd.arg(t);
                 }

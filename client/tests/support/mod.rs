@@ -38,43 +38,74 @@ impl Rng {
     }
 }
 
-/// `seconds` of mono music at `rate` Hz, different for every `seed`: a
-/// pentatonic melody with harmonics and decaying notes, a bass note every
-/// two beats, a noise burst on every beat, and a little background hiss.
+/// `seconds` of mono music at `rate` Hz, different for every `seed`: three
+/// voices (melody, counter-melody, bass) on a per-track scale and tempo, each
+/// with its own harmonics, envelope shape (plucked or swelling) and vibrato;
+/// noise percussion of a per-track colour on a random subset of beats; a
+/// little background hiss. Independent voices matter: a single decaying
+/// voice makes every frame's hash look alike across tracks.
 pub fn music(seed: u64, seconds: f64, rate: u32) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     let n = (seconds * f64::from(rate)) as usize;
     let sr = f64::from(rate);
     let mut out = vec![0f64; n];
-    let beat = 0.18 + 0.12 * rng.unit();
-    let scale = [0, 2, 4, 7, 9, 12, 14, 16, 19, 21, 24];
-    let base = 196.0 * 2f64.powf(rng.below(7) as f64 / 12.0);
-    let timbre: Vec<f64> = (1..=6).map(|h| (0.3 + 0.7 * rng.unit()) / h as f64).collect();
-    let mut t = 0.0;
-    while t < seconds {
-        let beats = 1 + rng.below(2);
-        let len = beats as f64 * beat;
-        let freq = base * 2f64.powf(scale[rng.below(scale.len() as u64) as usize] as f64 / 12.0);
-        add_note(&mut out, sr, t, len, freq, &timbre, 0.5);
-        t += len;
+    let beat = 0.15 + 0.2 * rng.unit();
+    // A scale of 5 to 7 of the 12 semitones, over two octaves.
+    let mut scale: Vec<i32> = (0..12).filter(|_| rng.unit() < 0.55).collect();
+    if scale.len() < 3 {
+        scale = vec![0, 3, 7];
     }
-    let mut t = 0.0;
-    while t < seconds {
-        let freq = base / 4.0 * 2f64.powf(scale[rng.below(5) as usize] as f64 / 12.0);
-        add_note(&mut out, sr, t, 2.0 * beat, freq, &[1.0, 0.4, 0.2], 0.35);
-        t += 2.0 * beat;
+    let steps: Vec<i32> = scale
+        .iter()
+        .copied()
+        .chain(scale.iter().map(|s| s + 12))
+        .collect();
+    let base = 110.0 * 2f64.powf(rng.below(24) as f64 / 12.0);
+    for (voice, (octave, level)) in [(1.0, 0.5), (2.0, 0.3), (0.25, 0.35)]
+        .into_iter()
+        .enumerate()
+    {
+        let timbre: Vec<f64> = (1..=6).map(|h| rng.unit() / h as f64).collect();
+        let swell = rng.unit() < 0.5;
+        let vibrato = (4.0 + 3.0 * rng.unit(), 0.004 * rng.unit());
+        let mut t = if voice == 1 {
+            beat * rng.below(3) as f64
+        } else {
+            0.0
+        };
+        while t < seconds {
+            let len = beat * [0.5, 1.0, 1.0, 1.5, 2.0, 3.0][rng.below(6) as usize];
+            if rng.unit() < 0.85 {
+                let step = steps[rng.below(steps.len() as u64) as usize];
+                let freq = base * octave * 2f64.powf(f64::from(step) / 12.0);
+                let note = Note {
+                    start: t,
+                    len,
+                    freq,
+                    swell,
+                    vibrato,
+                };
+                add_note(&mut out, sr, &note, &timbre, level);
+            }
+            t += len;
+        }
     }
-    let burst = (0.04 * sr) as usize;
+    let colour = 0.05 + 0.9 * rng.unit();
+    let burst = (0.05 * sr) as usize;
     let mut t = 0.0;
     while t < seconds {
-        let start = (t * sr) as usize;
-        let level = 0.15 + 0.15 * rng.unit();
-        for i in 0..burst {
-            if let Some(s) = out.get_mut(start + i) {
-                *s += level * rng.gauss() * (-(i as f64) / (0.01 * sr)).exp();
+        if rng.unit() < 0.6 {
+            let start = (t * sr) as usize;
+            let level = 0.1 + 0.2 * rng.unit();
+            let mut y = 0.0;
+            for i in 0..burst {
+                y += colour * (rng.gauss() - y);
+                if let Some(s) = out.get_mut(start + i) {
+                    *s += level * y * (-(i as f64) / (0.012 * sr)).exp();
+                }
             }
         }
-        t += beat;
+        t += beat * [0.5, 1.0][rng.below(2) as usize];
     }
     for s in out.iter_mut() {
         *s += 0.003 * rng.gauss();
@@ -82,17 +113,36 @@ pub fn music(seed: u64, seconds: f64, rate: u32) -> Vec<f32> {
     normalise(&out, 0.8)
 }
 
-fn add_note(out: &mut [f64], sr: f64, start: f64, len: f64, freq: f64, harmonics: &[f64], level: f64) {
-    let first = (start * sr) as usize;
-    let count = (len * sr) as usize;
+struct Note {
+    start: f64,
+    len: f64,
+    freq: f64,
+    /// Swelling (slow attack) rather than plucked (fast attack, decay).
+    swell: bool,
+    /// Vibrato rate (Hz) and depth (fraction of the frequency).
+    vibrato: (f64, f64),
+}
+
+fn add_note(out: &mut [f64], sr: f64, note: &Note, harmonics: &[f64], level: f64) {
+    let first = (note.start * sr) as usize;
+    let count = (note.len * sr) as usize;
+    let (rate, depth) = note.vibrato;
+    let mut phase = 0.0;
     for i in 0..count {
-        let Some(s) = out.get_mut(first + i) else { break };
+        let Some(s) = out.get_mut(first + i) else {
+            break;
+        };
         let t = i as f64 / sr;
-        let env = (t / 0.01).min(1.0) * (-3.0 * t / len).exp();
+        let env = if note.swell {
+            (t / (0.6 * note.len)).min(1.0) * (1.0 - (t / note.len).powi(4))
+        } else {
+            (t / 0.008).min(1.0) * (-4.0 * t / note.len).exp()
+        };
+        phase += 2.0 * PI * note.freq * (1.0 + depth * (2.0 * PI * rate * t).sin()) / sr;
         let tone: f64 = harmonics
             .iter()
             .enumerate()
-            .map(|(h, a)| a * (2.0 * PI * freq * (h + 1) as f64 * t).sin())
+            .map(|(h, a)| a * (phase * (h + 1) as f64).sin())
             .sum();
         *s += level * env * tone;
     }
@@ -107,7 +157,9 @@ fn normalise(x: &[f64], peak: f64) -> Vec<f32> {
 pub fn excerpt(x: &[f32], rate: u32, start: f64, len: f64) -> Vec<f32> {
     let a = (start * f64::from(rate)) as usize;
     let b = ((start + len) * f64::from(rate)) as usize;
-    x.get(a.min(x.len())..b.min(x.len())).unwrap_or(&[]).to_vec()
+    x.get(a.min(x.len())..b.min(x.len()))
+        .unwrap_or(&[])
+        .to_vec()
 }
 
 /// Adds white noise at `snr_db` below the signal's power.
@@ -115,7 +167,9 @@ pub fn add_noise(x: &[f32], snr_db: f64, seed: u64) -> Vec<f32> {
     let power = x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len().max(1) as f64;
     let sigma = (power / 10f64.powf(snr_db / 10.0)).sqrt();
     let mut rng = Rng::new(seed);
-    x.iter().map(|v| (f64::from(*v) + sigma * rng.gauss()).clamp(-1.0, 1.0) as f32).collect()
+    x.iter()
+        .map(|v| (f64::from(*v) + sigma * rng.gauss()).clamp(-1.0, 1.0) as f32)
+        .collect()
 }
 
 pub fn gain(x: &[f32], g: f32) -> Vec<f32> {
@@ -158,7 +212,12 @@ fn to_i16(v: f32) -> i16 {
 /// Writes 16-bit PCM WAV; with `channels == 2` the right channel is the
 /// left one slightly quieter (so the downmix is exercised, not trivial).
 pub fn write_wav(path: &Path, x: &[f32], rate: u32, channels: u16) {
-    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).expect("create wav");
     for &v in x {
         w.write_sample(to_i16(v)).expect("write sample");
@@ -173,7 +232,9 @@ pub fn write_wav(path: &Path, x: &[f32], rate: u32, channels: u16) {
 pub fn write_flac(path: &Path, x: &[f32], rate: u32) {
     use flacenc::component::BitRepr;
     use flacenc::error::Verify;
-    let config = flacenc::config::Encoder::default().into_verified().expect("flac config");
+    let config = flacenc::config::Encoder::default()
+        .into_verified()
+        .expect("flac config");
     // flacenc records a short last block as the stream's minimum block size,
     // which makes the stream look variable-blocksize, and symphonia refuses
     // it; real encoders exclude the last block. Whole blocks avoid the issue.
@@ -181,8 +242,8 @@ pub fn write_flac(path: &Path, x: &[f32], rate: u32) {
     let block = config.block_size.max(1);
     samples.resize(samples.len().div_ceil(block) * block, 0);
     let source = flacenc::source::MemSource::from_samples(&samples, 1, 16, rate as usize);
-    let stream =
-        flacenc::encode_with_fixed_block_size(&config, source, config.block_size).expect("flac encode");
+    let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size)
+        .expect("flac encode");
     let mut sink = flacenc::bitsink::ByteSink::new();
     stream.write(&mut sink).expect("flac write");
     std::fs::write(path, sink.as_slice()).expect("write flac");
@@ -206,7 +267,13 @@ pub fn stderr(o: &Output) -> String {
 
 /// Panics with both streams when `o` did not exit 0.
 pub fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
@@ -223,7 +290,11 @@ pub struct Row {
 /// Parses `lookup --csv` (no quoting needed for the test's file names).
 pub fn csv_rows(out: &str) -> Vec<Row> {
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("clip,match,offset_s,score,ms"), "csv header in:\n{out}");
+    assert_eq!(
+        lines.next(),
+        Some("clip,match,offset_s,score,ms"),
+        "csv header in:\n{out}"
+    );
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
