@@ -199,7 +199,7 @@ fn main() {
         if i + TIMED_ADDS == tracks {
             slowlog(&mut c, true);
         }
-        let id: i64 = c.req_command(redis::cmd("auscout.add").arg("bench").arg(be(&track(i as u64)))).and_then(|v| redis::from_redis_value(&v)).expect("auscout.add");
+        let id: i64 = redis::cmd("auscout.add").arg("bench").arg(be(&track(i as u64))).query(&mut c).expect("auscout.add");
         assert_eq!(id, i as i64 + 1);
         if i % 200 == 199 {
             eprint!("\r  {} / {tracks} tracks", i + 1);
