@@ -1,0 +1,309 @@
+//! Unit tests of the index: API semantics, and probe results against a naive
+//! model over many random inserts, appends and removes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::*;
+
+/// A tiny deterministic generator (xorshift64*), so tests need no `rand`.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// All postings as a sorted list of (probe index, id, pos).
+fn probe_all(ix: &Index, probes: &[u32]) -> Vec<(usize, TrackId, u32)> {
+    let mut out = Vec::new();
+    ix.probe(probes, &mut |i, slot, pos| {
+        assert_eq!(
+            ix.slot_hashes(slot).get(pos as usize),
+            Some(&probes[i]),
+            "posting points at another hash"
+        );
+        out.push((i, ix.slot_id(slot), pos));
+    });
+    out.sort_unstable();
+    out
+}
+
+/// The postings a naive model expects: first frame of each run of equal hashes.
+fn model_probe(model: &BTreeMap<TrackId, Vec<u32>>, probes: &[u32]) -> Vec<(usize, TrackId, u32)> {
+    let mut by_hash: HashMap<u32, Vec<(TrackId, u32)>> = HashMap::new();
+    for (&id, hs) in model {
+        for (k, &h) in hs.iter().enumerate() {
+            if k == 0 || hs[k - 1] != h {
+                by_hash.entry(h).or_default().push((id, k as u32));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, h) in probes.iter().enumerate() {
+        for &(id, pos) in by_hash.get(h).map(|v| v.as_slice()).unwrap_or(&[]) {
+            out.push((i, id, pos));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn auto_ids_start_at_one_and_are_never_reused() {
+    let mut ix = Index::new();
+    assert_eq!(ix.next_id(), 1);
+    assert_eq!(ix.insert(None, b"a", &[1, 2, 3]), Ok(1));
+    assert_eq!(ix.insert(None, b"b", &[4]), Ok(2));
+    assert_eq!(ix.remove(2), Ok(1));
+    assert_eq!(ix.insert(None, b"c", &[5]), Ok(3));
+    assert_eq!(ix.remove(3), Ok(1));
+    assert_eq!(ix.remove(1), Ok(3));
+    assert_eq!(ix.track_count(), 0);
+    assert_eq!(ix.insert(None, b"", &[5]), Ok(4));
+}
+
+#[test]
+fn explicit_ids_move_the_counter_and_existing_ids_change_nothing() {
+    let mut ix = Index::new();
+    assert_eq!(ix.insert(Some(10), b"x", &[7, 8]), Ok(10));
+    assert_eq!(ix.next_id(), 11);
+    assert_eq!(ix.insert(Some(5), b"y", &[9]), Ok(5));
+    assert_eq!(ix.next_id(), 11);
+    assert_eq!(
+        ix.insert(Some(10), b"z", &[1, 2, 3]),
+        Err(IndexError::IdExists(10))
+    );
+    assert_eq!(ix.track_count(), 2);
+    assert_eq!(ix.frame_count(), 3);
+    assert_eq!(ix.track(10).map(|t| t.descr), Some(&b"x"[..]));
+    assert!(probe_all(&ix, &[1, 2, 3]).is_empty());
+    assert_eq!(ix.insert(None, b"", &[1]), Ok(11));
+}
+
+#[test]
+fn invalid_ids_and_inputs_are_refused() {
+    let mut ix = Index::new();
+    assert_eq!(ix.insert(Some(0), b"", &[1]), Err(IndexError::InvalidId));
+    assert_eq!(ix.insert(Some(-3), b"", &[1]), Err(IndexError::InvalidId));
+    assert_eq!(
+        ix.insert(Some(i64::MAX), b"", &[1]),
+        Err(IndexError::InvalidId)
+    );
+    assert_eq!(ix.insert(None, b"", &[]), Err(IndexError::Empty));
+    assert_eq!(ix.remove(1), Err(IndexError::NoSuchTrack(1)));
+    assert_eq!(ix.append(1, &[1]), Err(IndexError::NoSuchTrack(1)));
+    assert_eq!(ix.set_descr(1, b"d"), Err(IndexError::NoSuchTrack(1)));
+    assert_eq!(ix.track_count(), 0);
+    assert_eq!(ix.next_id(), 1);
+}
+
+#[test]
+fn too_long_tracks_are_refused_also_by_append() {
+    let mut ix = Index::new();
+    // Zeroed allocation: untouched pages cost nothing, and the length is
+    // checked before any frame is read.
+    let big = vec![0u32; MAX_TRACK_FRAMES + 1];
+    assert_eq!(
+        ix.insert(None, b"", &big),
+        Err(IndexError::TooLong(MAX_TRACK_FRAMES + 1))
+    );
+    assert_eq!(ix.insert(None, b"", &[1, 2]), Ok(1));
+    assert_eq!(
+        ix.append(1, &big[..MAX_TRACK_FRAMES - 1]),
+        Err(IndexError::TooLong(MAX_TRACK_FRAMES + 1))
+    );
+    assert_eq!(ix.frame_count(), 2);
+    assert_eq!(ix.next_id(), 2);
+}
+
+#[test]
+fn ids_run_out_at_max_id() {
+    let mut ix = Index::new();
+    assert_eq!(ix.insert(Some(MAX_ID), b"", &[1]), Ok(MAX_ID));
+    assert_eq!(ix.insert(None, b"", &[2]), Err(IndexError::IdsExhausted));
+    assert_eq!(ix.track_count(), 1);
+    assert_eq!(ix.insert(Some(3), b"", &[2]), Ok(3));
+}
+
+#[test]
+fn set_next_id_takes_the_max() {
+    let mut ix = Index::new();
+    ix.set_next_id(50);
+    assert_eq!(ix.next_id(), 50);
+    ix.set_next_id(20);
+    assert_eq!(ix.next_id(), 50);
+    assert_eq!(ix.insert(None, b"", &[1]), Ok(50));
+}
+
+#[test]
+fn repeats_get_one_posting_at_the_run_start_and_positions_count_every_frame() {
+    let mut ix = Index::new();
+    let hs = [7, 7, 7, 9, 9, 7, 3, 3];
+    assert_eq!(ix.insert(None, b"", &hs), Ok(1));
+    assert_eq!(ix.frame_count(), 8);
+    assert_eq!(
+        probe_all(&ix, &[7, 9, 3, 4]),
+        vec![(0, 1, 0), (0, 1, 5), (1, 1, 3), (2, 1, 6)]
+    );
+    assert_eq!(ix.track(1).map(|t| t.hashes), Some(&hs[..]));
+    let st = ix.stats();
+    assert_eq!(
+        (
+            st.tracks,
+            st.frames,
+            st.distinct_hashes,
+            st.postings,
+            st.longest_posting
+        ),
+        (1, 8, 3, 4, 2)
+    );
+}
+
+#[test]
+fn append_treats_a_repeat_across_the_join_as_the_same_run() {
+    let mut ix = Index::new();
+    assert_eq!(ix.insert(None, b"", &[1, 2]), Ok(1));
+    assert_eq!(ix.append(1, &[2, 2, 5]), Ok(5));
+    assert_eq!(ix.append(1, &[5, 1]), Ok(7));
+    assert_eq!(ix.frame_count(), 7);
+    assert_eq!(
+        probe_all(&ix, &[1, 2, 5]),
+        vec![(0, 1, 0), (0, 1, 6), (1, 1, 1), (2, 1, 4)]
+    );
+    assert_eq!(ix.remove(1), Ok(7));
+    assert_eq!(ix.frame_count(), 0);
+    assert!(probe_all(&ix, &[1, 2, 5]).is_empty());
+}
+
+#[test]
+fn tracks_from_is_in_ascending_id_order() {
+    let mut ix = Index::new();
+    for id in [40, 3, 17, 8, 25] {
+        assert_eq!(
+            ix.insert(Some(id), format!("d{id}").as_bytes(), &[id as u32]),
+            Ok(id)
+        );
+    }
+    assert_eq!(ix.remove(17), Ok(1));
+    let ids: Vec<_> = ix.tracks_from(0).map(|t| t.id).collect();
+    assert_eq!(ids, vec![3, 8, 25, 40]);
+    let ids: Vec<_> = ix
+        .tracks_from(9)
+        .map(|t| (t.id, t.descr.to_vec()))
+        .collect();
+    assert_eq!(ids, vec![(25, b"d25".to_vec()), (40, b"d40".to_vec())]);
+    assert!(ix.set_descr(25, b"new").is_ok());
+    assert_eq!(ix.track(25).map(|t| t.descr), Some(&b"new"[..]));
+}
+
+#[test]
+fn clone_is_independent() {
+    let mut a = Index::new();
+    assert_eq!(a.insert(None, b"", &[1, 2, 3]), Ok(1));
+    let b = a.clone();
+    assert_eq!(a.remove(1), Ok(3));
+    assert_eq!(b.track_count(), 1);
+    assert_eq!(probe_all(&b, &[2]), vec![(0, 1, 1)]);
+    assert!(probe_all(&a, &[2]).is_empty());
+}
+
+#[test]
+fn index_is_send() {
+    fn is_send<T: Send + 'static>() {}
+    is_send::<Index>();
+}
+
+/// Random inserts, appends and removes with small alphabets (many collisions,
+/// long runs) and full-range hashes; probe results must equal the model's.
+#[test]
+fn random_operations_match_a_naive_model() {
+    for seed in 1..=4u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut ix = Index::new();
+        let mut model: BTreeMap<TrackId, Vec<u32>> = BTreeMap::new();
+        let alphabet = [u32::MAX as u64, 50, 3000, 1 << 20][seed as usize % 4];
+        for step in 0..600 {
+            let op = rng.below(10);
+            if op < 5 || model.is_empty() {
+                let max_len = if rng.below(20) == 0 { 5000 } else { 300 };
+                let len = 1 + rng.below(max_len) as usize;
+                let mut hs = Vec::with_capacity(len);
+                for _ in 0..len {
+                    let h = if !hs.is_empty() && rng.below(4) == 0 {
+                        hs[hs.len() - 1]
+                    } else {
+                        rng.below(alphabet + 1) as u32
+                    };
+                    hs.push(h);
+                }
+                let explicit = if rng.below(3) == 0 {
+                    Some(1 + rng.below(2000) as i64)
+                } else {
+                    None
+                };
+                match ix.insert(explicit, b"", &hs) {
+                    Ok(id) => assert!(model.insert(id, hs).is_none()),
+                    Err(IndexError::IdExists(id)) => assert!(model.contains_key(&id)),
+                    Err(e) => panic!("{e}"),
+                }
+            } else if op < 7 {
+                let k = rng.below(model.len() as u64) as usize;
+                let Some((&id, _)) = model.iter().nth(k) else {
+                    continue;
+                };
+                let len = 1 + rng.below(100) as usize;
+                let last = model[&id][model[&id].len() - 1];
+                let more: Vec<u32> = (0..len)
+                    .map(|_| {
+                        if rng.below(3) == 0 {
+                            last
+                        } else {
+                            rng.below(alphabet + 1) as u32
+                        }
+                    })
+                    .collect();
+                let total = model.get_mut(&id).map(|v| {
+                    v.extend_from_slice(&more);
+                    v.len() as u64
+                });
+                assert_eq!(ix.append(id, &more).ok(), total);
+            } else {
+                let k = rng.below(model.len() as u64) as usize;
+                let Some((&id, _)) = model.iter().nth(k) else {
+                    continue;
+                };
+                let hs = model.remove(&id).unwrap_or_default();
+                assert_eq!(ix.remove(id), Ok(hs.len() as u64));
+            }
+            assert_eq!(ix.track_count(), model.len() as u64);
+            assert_eq!(
+                ix.frame_count(),
+                model.values().map(|v| v.len() as u64).sum::<u64>()
+            );
+            if step % 37 == 0 {
+                let mut probes: Vec<u32> =
+                    (0..200).map(|_| rng.below(alphabet + 1) as u32).collect();
+                for hs in model.values().take(5) {
+                    probes.extend_from_slice(&hs[..hs.len().min(50)]);
+                }
+                assert_eq!(
+                    probe_all(&ix, &probes),
+                    model_probe(&model, &probes),
+                    "seed {seed} step {step}"
+                );
+                let ids: Vec<_> = ix
+                    .tracks_from(1)
+                    .map(|t| (t.id, t.hashes.to_vec()))
+                    .collect();
+                let want: Vec<_> = model.iter().map(|(&i, h)| (i, h.clone())).collect();
+                assert_eq!(ids, want);
+            }
+        }
+    }
+}
