@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Commands, Connection};
+use redis::Connection;
 
 const FRAMES: usize = 20_000;
 const QUERY_FRAMES: usize = 1_000;
@@ -74,9 +74,15 @@ fn module_path() -> PathBuf {
     if let Ok(p) = std::env::var("AUSCOUT_MODULE") {
         return p.into();
     }
-    // benches run from target/release/deps/server-*: the module sits in target/release.
+    // Benches run from target/release/deps/server-*: cargo bench leaves the
+    // module it just built beside them; cargo build puts it one level up.
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(|d| d.parent()).expect("target dir").join("libauscout.so")
+    let deps = exe.parent().expect("deps dir");
+    let beside = deps.join("libauscout.so");
+    if beside.exists() {
+        return beside;
+    }
+    deps.parent().expect("target dir").join("libauscout.so")
 }
 
 fn start(port: u16) -> (Server, redis::Client) {

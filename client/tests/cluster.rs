@@ -234,6 +234,7 @@ fn node_id(port: u16) -> String {
 }
 
 #[test]
+#[ignore = "enabled once auscoutclient --cluster is in main"]
 fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     let base: u16 = 17_100 + (std::process::id() % 400) as u16 * 10;
     let root = std::env::temp_dir().join(format!("auscout-cluster-{base}"));
