@@ -33,7 +33,10 @@ pub static AUSCOUT_TYPE: RedisType = RedisType::new(
         aux_save2: None,
         aux_save_triggers: 0,
         free_effort: Some(free_effort),
-        unlink: Some(unlink),
+        // No `unlink`: Redis also calls it when RENAME or MOVE detach a value
+        // that lives on, so it cannot mean "gone"; `free_effort` alone is
+        // what sends a big value to the lazy-free thread.
+        unlink: None,
         copy: Some(copy),
         defrag: None,
         copy2: None,
@@ -186,16 +189,6 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
             usize::try_from(i.track_count() + i.frame_count() / FRAMES_PER_EFFORT_UNIT)
                 .unwrap_or(usize::MAX)
         })
-    })
-}
-
-/// The key is gone from the keyspace (its memory may be freed later, in the
-/// background): stop counting it in INFO now.
-unsafe extern "C" fn unlink(_key: *mut raw::RedisModuleString, value: *const c_void) {
-    guard::callback("unlink", (), || {
-        if let Some(v) = unsafe { value_ref(value) } {
-            v.retire();
-        }
     })
 }
 
