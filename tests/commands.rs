@@ -617,6 +617,10 @@ fn info_section_counts_indexes_tracks_frames_and_lookups() {
     add(&mut c, "a", &[1, 2, 3]);
     add(&mut c, "a", &[4]);
     add(&mut c, "b", &[5, 6]);
+    // Big enough to be freed on the background thread: INFO must not lag.
+    let big: Vec<u32> = (0..70_000).collect();
+    add(&mut c, "big", &big);
+    let _: i64 = cmd("DEL").arg("big").query(&mut c).unwrap();
     let f = |c: &mut Connection, name: &str| info_field(c, "auscout", name).unwrap_or_default();
     assert_eq!(f(&mut c, "auscout_indexes"), "2");
     assert_eq!(f(&mut c, "auscout_tracks"), "3");
