@@ -90,9 +90,20 @@ fn start(port: u16) -> (Server, redis::Client) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
     let module = module_path();
-    assert!(module.exists(), "build the module first: cargo build --release ({})", module.display());
+    assert!(
+        module.exists(),
+        "build the module first: cargo build --release ({})",
+        module.display()
+    );
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(&dir)
         .arg("--loadmodule")
@@ -123,7 +134,11 @@ fn used_memory(c: &mut Connection) -> i64 {
 
 /// Server-side durations (µs) of the logged commands named `name`, then resets the log.
 fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
-    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(-1).query(c).expect("SLOWLOG");
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(c)
+        .expect("SLOWLOG");
     let mut out = Vec::new();
     for e in entries {
         if let redis::Value::Array(fields) = e {
@@ -143,7 +158,10 @@ fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
             }
         }
     }
-    redis::cmd("SLOWLOG").arg("RESET").query::<()>(c).expect("SLOWLOG RESET");
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query::<()>(c)
+        .expect("SLOWLOG RESET");
     out
 }
 
@@ -154,7 +172,12 @@ fn slowlog(c: &mut Connection, on: bool) {
         .arg(if on { 0 } else { -1 })
         .query::<()>(c)
         .expect("CONFIG SET");
-    redis::cmd("CONFIG").arg("SET").arg("slowlog-max-len").arg(100_000).query::<()>(c).expect("CONFIG SET");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(100_000)
+        .query::<()>(c)
+        .expect("CONFIG SET");
 }
 
 fn pct(v: &mut [u64], p: f64) -> f64 {
@@ -168,7 +191,12 @@ fn pct(v: &mut [u64], p: f64) -> f64 {
 
 /// Deletes `key` with `how` while another client pings; returns the longest
 /// time (ms) that client waited for an answer.
-fn delete_while_pinging(client: &redis::Client, c: &mut Connection, how: &[&str], key: &str) -> f64 {
+fn delete_while_pinging(
+    client: &redis::Client,
+    c: &mut Connection,
+    how: &[&str],
+    key: &str,
+) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let mut pinger = client.get_connection().expect("conn");
     let flag = stop.clone();
@@ -194,7 +222,10 @@ fn delete_while_pinging(client: &redis::Client, c: &mut Connection, how: &[&str]
 }
 
 fn main() {
-    let tracks: usize = std::env::var("AUSCOUT_BENCH_TRACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let tracks: usize = std::env::var("AUSCOUT_BENCH_TRACKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
     let (_server, client) = start(16_401);
     let mut c = client.get_connection().expect("connection");
     slowlog(&mut c, false);
@@ -205,7 +236,11 @@ fn main() {
         if i + TIMED_ADDS == tracks {
             slowlog(&mut c, true);
         }
-        let id: i64 = redis::cmd("auscout.add").arg("bench").arg(be(&track(i as u64))).query(&mut c).expect("auscout.add");
+        let id: i64 = redis::cmd("auscout.add")
+            .arg("bench")
+            .arg(be(&track(i as u64)))
+            .query(&mut c)
+            .expect("auscout.add");
         assert_eq!(id, i as i64 + 1);
         if i % 200 == 199 {
             eprint!("\r  {} / {tracks} tracks", i + 1);
@@ -218,7 +253,13 @@ fn main() {
     slowlog(&mut c, false);
     let frames = (tracks * FRAMES) as f64;
     let after = used_memory(&mut c);
-    let usage: i64 = redis::cmd("MEMORY").arg("USAGE").arg("bench").arg("SAMPLES").arg(0).query(&mut c).expect("MEMORY USAGE");
+    let usage: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("bench")
+        .arg("SAMPLES")
+        .arg(0)
+        .query(&mut c)
+        .expect("MEMORY USAGE");
     let growth = (after - before) as f64;
 
     // Lookups: matching (1,000 consecutive frames of a stored track, 30% of frames
@@ -246,8 +287,16 @@ fn main() {
             }
             toggles.push(m);
         }
-        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup").arg("bench").arg(be(&q)).arg(be(&toggles)).query(&mut c).expect("lookup");
-        if reply.first().is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64) {
+        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(&mut c)
+            .expect("lookup");
+        if reply
+            .first()
+            .is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64)
+        {
             found += 1;
         }
     }
@@ -255,8 +304,15 @@ fn main() {
     let mut false_hits = 0usize;
     for _ in 0..LOOKUPS {
         let q: Vec<u32> = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
-        let toggles: Vec<u32> = (0..QUERY_FRAMES).map(|_| random_mask(&mut rng, TOGGLE_BITS)).collect();
-        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup").arg("bench").arg(be(&q)).arg(be(&toggles)).query(&mut c).expect("lookup");
+        let toggles: Vec<u32> = (0..QUERY_FRAMES)
+            .map(|_| random_mask(&mut rng, TOGGLE_BITS))
+            .collect();
+        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(&mut c)
+            .expect("lookup");
         false_hits += usize::from(!reply.is_empty());
     }
     let mut nonmatching = slowlog_durations(&mut c, "auscout.lookup");
@@ -265,14 +321,26 @@ fn main() {
     // Deleting the whole index while another client pings.
     let mut waits = Vec::new();
     for how in [&["auscout.delkey"][..], &["DEL"][..], &["UNLINK"][..]] {
-        redis::cmd("COPY").arg("bench").arg("victim").query::<i64>(&mut c).expect("COPY");
+        redis::cmd("COPY")
+            .arg("bench")
+            .arg("victim")
+            .query::<i64>(&mut c)
+            .expect("COPY");
         let worst = delete_while_pinging(&client, &mut c, how, "victim");
         waits.push((how[0], worst));
     }
 
-    println!("## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames", frames / 1e6);
+    println!(
+        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
+        frames / 1e6
+    );
     println!("build (client-side, {tracks} x auscout.add): {build_s:.1} s");
-    println!("memory: used_memory growth {:.2} B/frame; MEMORY USAGE {:.2} B/frame ({:+.1}% of growth)", growth / frames, usage as f64 / frames, 100.0 * (usage as f64 - growth) / growth);
+    println!(
+        "memory: used_memory growth {:.2} B/frame; MEMORY USAGE {:.2} B/frame ({:+.1}% of growth)",
+        growth / frames,
+        usage as f64 / frames,
+        100.0 * (usage as f64 - growth) / growth
+    );
     println!("auscout.add of {FRAMES} frames (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
     println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{LOOKUPS}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
     println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{LOOKUPS}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
