@@ -539,9 +539,27 @@ impl Index {
         toggles: &[u32],
         params: &LookupParams,
     ) -> Result<Vec<Match>, LookupError> {
-        // Wired to `matcher::lookup` once the matcher lands.
-        let _ = (query, toggles, params);
-        Ok(Vec::new())
+        crate::matcher::lookup(self, query, toggles, params)
+    }
+}
+
+impl crate::matcher::FrameSource for Index {
+    fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
+        for (i, h) in probes.iter().enumerate() {
+            if let Some(list) = self.postings.get(h) {
+                for &(slot, pos) in list {
+                    hit(i, slot, pos);
+                }
+            }
+        }
+    }
+
+    fn hashes(&self, slot: u32) -> &[u32] {
+        self.slots.get(slot as usize).and_then(Option::as_ref).map_or(&[], |t| &t.hashes)
+    }
+
+    fn id(&self, slot: u32) -> TrackId {
+        self.slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |t| t.id)
     }
 }
 
