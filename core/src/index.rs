@@ -545,21 +545,15 @@ impl Index {
 
 impl crate::matcher::FrameSource for Index {
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
-        for (i, h) in probes.iter().enumerate() {
-            if let Some(list) = self.postings.get(h) {
-                for &(slot, pos) in list {
-                    hit(i, slot, pos);
-                }
-            }
-        }
+        Index::probe(self, probes, hit)
     }
 
     fn hashes(&self, slot: u32) -> &[u32] {
-        self.slots.get(slot as usize).and_then(Option::as_ref).map_or(&[], |t| &t.hashes)
+        self.slot_hashes(slot)
     }
 
     fn id(&self, slot: u32) -> TrackId {
-        self.slots.get(slot as usize).and_then(Option::as_ref).map_or(0, |t| t.id)
+        self.slot_id(slot)
     }
 }
 

@@ -537,3 +537,29 @@ fn mem_usage_counts_what_the_index_holds() {
         "{per_frame} bytes per frame"
     );
 }
+
+/// End to end through the matcher: a slice of a stored track (with the
+/// postings spread over runs and deltas) is found at its position.
+#[test]
+fn lookup_finds_a_stored_slice_at_its_position() {
+    let mut rng = Rng(21);
+    let mut ix = Index::new();
+    let mut target = Vec::new();
+    for k in 0..60 {
+        let hs = random_track(&mut rng, 3000);
+        if k == 41 {
+            target = hs.clone();
+        }
+        assert!(ix.insert(None, b"", &hs).is_ok());
+    }
+    let query = &target[1234..1534];
+    let toggles = vec![0u32; query.len()];
+    let found = ix.lookup(query, &toggles, &crate::matcher::LookupParams::default());
+    let Ok(found) = found else {
+        panic!("lookup failed")
+    };
+    assert_eq!(found.first().map(|m| (m.id, m.position)), Some((42, 1234)));
+    let noise: Vec<u32> = random_track(&mut rng, 300);
+    let found = ix.lookup(&noise, &toggles, &crate::matcher::LookupParams::default());
+    assert_eq!(found.map(|v| v.len()), Ok(0));
+}
