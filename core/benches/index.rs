@@ -105,6 +105,14 @@ fn bench_index(c: &mut Criterion) {
     );
 
     let extra = rng.track();
+    if std::env::var("AUSCOUT_BENCH_PROFILE").is_ok() {
+        // A plain loop for `perf record` (skips criterion).
+        for _ in 0..2_000 {
+            let id = ix.insert(None, b"", black_box(&extra)).unwrap_or(0);
+            let _ = ix.remove(id);
+        }
+        std::process::exit(0);
+    }
     let per = cpu_per_call(300, || {
         let id = ix.insert(None, b"", black_box(&extra)).unwrap_or(0);
         let _ = ix.remove(id);

@@ -465,8 +465,9 @@ impl Index {
         ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
     }
 
-    /// Index statistics. O(frames) with random reads (a debugging view): the
-    /// postings of one partition at a time are resolved to their hashes.
+    /// Index statistics: one sequential pass over the postings (a debugging
+    /// view; about 1 s per 40M frames), resolving only postings whose
+    /// fingerprints collide within a bucket.
     pub fn stats(&self) -> IndexStats {
         let mut st = IndexStats {
             tracks: self.track_count(),
@@ -474,27 +475,15 @@ impl Index {
             bytes: self.mem_usage() as u64,
             ..IndexStats::default()
         };
-        let mut hs: Vec<u32> = Vec::new();
-        self.postings.for_each_partition(&mut |refs| {
-            hs.clear();
-            for r in refs {
-                if let Some((s, pos)) = self.resolve(r) {
-                    if let Some(&h) = self
-                        .slots
-                        .get(s as usize)
-                        .and_then(|t| t.hashes.get(pos as usize))
-                    {
-                        hs.push(h);
-                    }
-                }
-            }
-            hs.sort_unstable();
-            st.postings += hs.len() as u64;
-            for run in hs.chunk_by(|a, b| a == b) {
-                st.distinct_hashes += 1;
-                st.longest_posting = st.longest_posting.max(run.len() as u64);
-            }
-        });
+        let hash_of = |r: u32| {
+            let (s, pos) = self.resolve(r)?;
+            self.slots
+                .get(s as usize)?
+                .hashes
+                .get(pos as usize)
+                .copied()
+        };
+        (st.distinct_hashes, st.postings, st.longest_posting) = self.postings.stats(&hash_of);
         st
     }
 

@@ -235,72 +235,71 @@ impl Postings {
         1u64 << (32 + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
     }
 
-    /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash), grouped
-    /// by partition first so each partition's delta is visited once.
+    /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
+    ///
+    /// Each posting lands at a random place (its delta slot and its
+    /// directory flag), so the work is organised for the CPU to overlap
+    /// those cache misses: postings are grouped by partition (a counting
+    /// sort), every delta table is grown once up front, then chunk by chunk
+    /// the target lines are first touched (independent loads) and only then
+    /// written.
     pub(super) fn add(&mut self, entries: &[u64]) {
         let np = self.parts.len();
-        let grouped;
-        let entries = if np > 1 {
-            // Counting sort by partition.
-            let mut at = vec![0usize; np + 1];
-            for &e in entries {
-                if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
-                    *c += 1;
-                }
+        let mut at = vec![0usize; np + 1];
+        for &e in entries {
+            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
+                *c += 1;
             }
-            for k in 1..at.len() {
-                at[k] += at[k - 1];
-            }
-            let mut out = vec![0u64; entries.len()];
-            for &e in entries {
-                let p = self.part_of((e >> 32) as u32);
-                if let Some(c) = at.get_mut(p) {
-                    if let Some(slot) = out.get_mut(*c) {
-                        *slot = e;
-                    }
-                    *c += 1;
-                }
-            }
-            grouped = out;
-            &grouped[..]
-        } else {
-            entries
-        };
-        let nb = 1usize << self.dir_bits;
-        let mut rest = entries;
-        while let Some(&first) = rest.first() {
-            let p = self.part_of((first >> 32) as u32);
-            let n = rest
-                .iter()
-                .take_while(|&&e| self.part_of((e >> 32) as u32) == p)
-                .count();
-            let (group, tail) = rest.split_at(n);
-            rest = tail;
-            let flags: Vec<(usize, u64)> = group
-                .iter()
-                .map(|&e| {
-                    (
-                        self.bucket_of((e >> 32) as u32),
-                        self.flag_of((e >> 32) as u32),
-                    )
-                })
-                .collect();
-            let Some(part) = self.parts.get_mut(p) else {
-                continue;
-            };
-            if part.dir.is_empty() {
-                part.dir = vec![0u64; nb + 1].into_boxed_slice();
-            }
-            delta_reserve(part, group.len());
-            for (&e, &(b, flag)) in group.iter().zip(&flags) {
-                place(&mut part.delta, e);
-                if let Some(d) = part.dir.get_mut(b) {
-                    *d |= flag;
-                }
-            }
-            part.delta_len += group.len() as u32;
-            self.stored += group.len() as u64;
         }
+        let nb = 1usize << self.dir_bits;
+        for (p, part) in self.parts.iter_mut().enumerate() {
+            let n = at.get(p + 1).copied().unwrap_or(0);
+            if n > 0 {
+                if part.dir.is_empty() {
+                    part.dir = vec![0u64; nb + 1].into_boxed_slice();
+                }
+                delta_reserve(part, n);
+                part.delta_len += n as u32;
+            }
+        }
+        for k in 1..at.len() {
+            at[k] += at[k - 1];
+        }
+        let mut grouped = vec![0u64; entries.len()];
+        for &e in entries {
+            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32)) {
+                if let Some(slot) = grouped.get_mut(*c) {
+                    *slot = e;
+                }
+                *c += 1;
+            }
+        }
+        let mut touched = 0u64;
+        for chunk in grouped.chunks(1024) {
+            for &e in chunk {
+                let m = (e >> 32) as u32;
+                if let Some(part) = self.parts.get(self.part_of(m)) {
+                    touched ^= part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
+                    touched ^= part
+                        .delta
+                        .get(m as usize & part.delta.len().wrapping_sub(1))
+                        .copied()
+                        .unwrap_or(0);
+                }
+            }
+            for &e in chunk {
+                let m = (e >> 32) as u32;
+                let (p, b, flag) = (self.part_of(m), self.bucket_of(m), self.flag_of(m));
+                if let Some(part) = self.parts.get_mut(p) {
+                    place(&mut part.delta, e);
+                    if let Some(d) = part.dir.get_mut(b) {
+                        *d |= flag;
+                    }
+                }
+            }
+        }
+        std::hint::black_box(touched);
+        self.stored += entries.len() as u64;
     }
 
     /// Marks refs `start..end` (holding `postings` postings) as dead.
@@ -492,17 +491,53 @@ impl Postings {
         std::hint::black_box(touched);
     }
 
-    /// Calls `f` once per partition with every ref it stores (dead ones
-    /// included), for the statistics.
-    pub(super) fn for_each_partition(&self, f: &mut impl FnMut(&mut dyn Iterator<Item = u32>)) {
-        for part in self.parts.iter() {
-            let delta = part
-                .delta
-                .iter()
-                .filter(|&&e| e != EMPTY)
-                .map(|&e| e as u32);
-            f(&mut part.refs.iter().copied().chain(delta));
+    /// (distinct hashes, live postings, longest posting list), in one
+    /// sequential pass: within a bucket, postings with different fingerprints
+    /// hold different hashes, so only postings sharing a fingerprint are
+    /// resolved (`hash_of(ref)`: the hash, or `None` for a dead ref).
+    pub(super) fn stats(&self, hash_of: &dyn Fn(u32) -> Option<u32>) -> (u64, u64, u64) {
+        let (mut distinct, mut postings, mut longest) = (0u64, 0u64, 0u64);
+        let any_dead = self.dead > 0;
+        let mut entries: Vec<(u8, u32)> = Vec::new();
+        let mut hashes: Vec<u32> = Vec::new();
+        for part in &self.parts {
+            let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+            fresh.sort_unstable();
+            let mut j = 0;
+            for b in 0..(1usize << self.dir_bits) {
+                entries.clear();
+                let (f, r) = part.bucket(b);
+                entries.extend(f.iter().copied().zip(r.iter().copied()));
+                while let Some(&e) = fresh.get(j) {
+                    if self.bucket_of((e >> 32) as u32) != b {
+                        break;
+                    }
+                    entries.push(((e >> 32) as u8, e as u32));
+                    j += 1;
+                }
+                if any_dead {
+                    entries.retain(|&(_, r)| !self.is_dead(r));
+                }
+                entries.sort_unstable();
+                for group in entries.chunk_by(|a, b| a.0 == b.0) {
+                    if let [_] = group {
+                        distinct += 1;
+                        postings += 1;
+                        longest = longest.max(1);
+                        continue;
+                    }
+                    hashes.clear();
+                    hashes.extend(group.iter().filter_map(|&(_, r)| hash_of(r)));
+                    hashes.sort_unstable();
+                    postings += hashes.len() as u64;
+                    for same in hashes.chunk_by(|a, b| a == b) {
+                        distinct += 1;
+                        longest = longest.max(same.len() as u64);
+                    }
+                }
+            }
         }
+        (distinct, postings, longest)
     }
 
     pub(super) fn mem_usage(&self) -> usize {

@@ -298,6 +298,23 @@ fn random_operations_match_a_naive_model() {
                     model_probe(&model, &probes),
                     "seed {seed} step {step}"
                 );
+                let mut lists: HashMap<u32, u64> = HashMap::new();
+                for hs in model.values() {
+                    for (k, &h) in hs.iter().enumerate() {
+                        if k == 0 || hs[k - 1] != h {
+                            *lists.entry(h).or_default() += 1;
+                        }
+                    }
+                }
+                let st = ix.stats();
+                assert_eq!(
+                    (st.distinct_hashes, st.postings, st.longest_posting),
+                    (
+                        lists.len() as u64,
+                        lists.values().sum::<u64>(),
+                        lists.values().copied().max().unwrap_or(0)
+                    )
+                );
                 let ids: Vec<_> = ix
                     .tracks_from(1)
                     .map(|t| (t.id, t.hashes.to_vec()))
