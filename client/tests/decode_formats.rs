@@ -331,3 +331,53 @@ fn empty_missing_and_too_short_files_are_errors() {
         assert!(matches!(err, ClientError::TooShort { .. }), "{name}: {err}");
     }
 }
+
+/// Peak resident memory of this process (`VmHWM`), in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A 20-minute 44.1 kHz stereo WAV (212 MB) hashes in bounded memory: decode,
+/// resample and hash stream chunk by chunk. Run alone so the peak is its own:
+/// `cargo test --release -p auscout-client --test decode_formats -- --ignored long_file`
+#[test]
+#[ignore = "writes a 212 MB file; run on demand"]
+fn long_file_hashes_in_bounded_memory() {
+    const MINUTES: u32 = 20;
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("long-20min.wav");
+    // Written a second at a time, so the test itself never holds the signal.
+    let one_second = synthetic_music(RATE, 1.0);
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for second in 0..MINUTES * 60 {
+        // Vary each second a little so the hashes are not one repeated block.
+        let gain = 0.5 + 0.5 * ((second % 7) as f32 / 7.0);
+        for frame in &one_second {
+            for s in frame {
+                w.write_sample((s * gain * 32767.0) as i16).unwrap();
+            }
+        }
+    }
+    w.finalize().unwrap();
+    let before = peak_rss_mb();
+    let fp = fingerprint_file(&path, &HashOptions::default()).unwrap();
+    let after = peak_rss_mb();
+    let _ = std::fs::remove_file(&path);
+    let expected = (u64::from(MINUTES) * 60 * 6000 - 2048) / 64 + 1 - 2;
+    eprintln!(
+        "{MINUTES} min: {} hashes, peak RSS {before:.1} MB before, {after:.1} MB after hashing",
+        fp.hashes.len()
+    );
+    assert_eq!(fp.hashes.len() as u64, expected);
+    assert!(after < 100.0, "peak RSS {after} MB");
+}
