@@ -10,9 +10,9 @@ use auscout_core::wire::encode_u32_be;
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 
-use crate::guard;
 use crate::rdb::{self, LoadError, RdbRead, RdbWrite, ENCVER_CURRENT};
 use crate::value::IndexValue;
+use crate::{dropper, guard};
 
 /// The type name of the C++ module too, so its RDB files load here.
 pub const TYPE_NAME: &str = "AuScoutDS";
@@ -33,7 +33,10 @@ pub static AUSCOUT_TYPE: RedisType = RedisType::new(
         aux_save2: None,
         aux_save_triggers: 0,
         free_effort: Some(free_effort),
-        unlink: Some(unlink),
+        // No `unlink`: Redis also calls it when RENAME or MOVE detach a value
+        // that lives on, so it cannot mean "gone"; `free_effort` alone is
+        // what sends a big value to the lazy-free thread.
+        unlink: None,
         copy: Some(copy),
         defrag: None,
         copy2: None,
@@ -174,7 +177,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 unsafe extern "C" fn free(value: *mut c_void) {
     guard::callback("free", (), || {
         if !value.is_null() {
-            drop(unsafe { Box::from_raw(value.cast::<IndexValue>()) });
+            dropper::drop_value(unsafe { Box::from_raw(value.cast::<IndexValue>()) });
         }
     })
 }
@@ -186,16 +189,6 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
             usize::try_from(i.track_count() + i.frame_count() / FRAMES_PER_EFFORT_UNIT)
                 .unwrap_or(usize::MAX)
         })
-    })
-}
-
-/// The key is gone from the keyspace (its memory may be freed later, in the
-/// background): stop counting it in INFO now.
-unsafe extern "C" fn unlink(_key: *mut raw::RedisModuleString, value: *const c_void) {
-    guard::callback("unlink", (), || {
-        if let Some(v) = unsafe { value_ref(value) } {
-            v.retire();
-        }
     })
 }
 

@@ -157,8 +157,10 @@ fn load_legacy(r: &mut dyn RdbRead, warn: &mut dyn FnMut(&str)) -> Result<Index,
 
 /// Rebuilds a legacy track's hash sequence from its stored `(hash, position)`
 /// pairs: frame `p` takes the hash stored at `p`, or the one before it when a
-/// run of repeats was stored once; frames before the first stored position
-/// take the first hash.
+/// run of repeats was stored once. The C++ module compared each hash with the
+/// previous one starting from 0, so frames before the first stored position
+/// were hashes equal to 0. (Repeats at the very end of a track were not
+/// stored and cannot be recovered: the sequence ends at the last position.)
 pub fn rebuild_sequence(id: TrackId, mut stored: Vec<(u64, i64)>) -> Result<Vec<u32>, LoadError> {
     if stored.is_empty() {
         return Err(LoadError::Corrupt(format!("track {id} has no frames")));
@@ -183,7 +185,7 @@ pub fn rebuild_sequence(id: TrackId, mut stored: Vec<(u64, i64)>) -> Result<Vec<
         .map_err(|_| LoadError::Corrupt(format!("track {id} too long")))?;
     let mut seq = Vec::with_capacity(len);
     let mut pairs = stored.iter().peekable();
-    let mut current = stored.first().map_or(0, |&(h, _)| h as u32);
+    let mut current = 0u32;
     for frame in 0..len {
         while let Some(&&(hash, pos)) = pairs.peek() {
             if usize::try_from(pos).is_ok_and(|p| p <= frame) {
@@ -246,16 +248,65 @@ mod tests {
     }
 
     #[test]
+    fn compact_round_trip_keeps_tracks_and_next_id() {
+        let mut index = Index::new();
+        index.insert(None, b"one", &[1, 2, 3]).unwrap();
+        index.insert(Some(7), b"", &[u32::MAX, 0]).unwrap();
+        let gone = index.insert(None, b"gone", &[5]).unwrap();
+        index.remove(gone).unwrap();
+        let mut m = Mem::default();
+        save(&mut m, &index);
+        let loaded = load(&mut m, ENCVER_CURRENT, &mut |_| {}).unwrap();
+        assert!(m.vals.is_empty(), "everything written is read back");
+        let tracks = |i: &Index| -> Vec<(TrackId, Vec<u8>, Vec<u32>)> {
+            i.tracks_from(1)
+                .map(|t| (t.id, t.descr.to_vec(), t.hashes.to_vec()))
+                .collect()
+        };
+        assert_eq!(tracks(&loaded), tracks(&index));
+        assert_eq!(loaded.next_id(), gone + 1);
+    }
+
+    #[test]
+    fn legacy_layout_loads_with_gaps_and_repaired_ids() {
+        let mut m = Mem::default();
+        m.vals.extend([
+            Val::U(2),
+            // id 9: frames 0..=3 stored as (4@0, 6@2)
+            Val::S(9),
+            Val::U(2),
+            Val::U(4),
+            Val::S(0),
+            Val::U(6),
+            Val::S(2),
+            // a negative C++ id
+            Val::S(-5),
+            Val::U(1),
+            Val::U(8),
+            Val::S(0),
+        ]);
+        let mut notes = Vec::new();
+        let index = load(&mut m, ENCVER_LEGACY, &mut |n| notes.push(n.to_owned())).unwrap();
+        assert_eq!(
+            index.track(9).map(|t| t.hashes.to_vec()),
+            Some(vec![4, 4, 6])
+        );
+        assert_eq!(index.track(10).map(|t| t.hashes.to_vec()), Some(vec![8]));
+        assert_eq!(notes.len(), 1);
+    }
+
+    #[test]
     fn rebuild_fills_gaps_with_previous_hash() {
         let seq = rebuild_sequence(1, vec![(7, 0), (9, 3), (8, 1)]).unwrap();
         assert_eq!(seq, vec![7, 8, 8, 9]);
     }
 
     #[test]
-    fn rebuild_fills_leading_gap_with_first_hash() {
+    fn rebuild_fills_leading_gap_with_zero_hashes() {
+        // The C++ module skipped leading hashes equal to its initial "previous" 0.
         assert_eq!(
             rebuild_sequence(1, vec![(5, 2), (6, 3)]).unwrap(),
-            vec![5, 5, 5, 6]
+            vec![0, 0, 5, 6]
         );
     }
 

@@ -1,8 +1,8 @@
 //! The value stored in a Redis key: one [`Index`] plus the bookkeeping that
 //! keeps the server-wide INFO counters exact. Every change goes through here
-//! so the counters cannot drift from the indexes they describe.
-
-use std::sync::atomic::{AtomicBool, Ordering};
+//! so the counters cannot drift from the indexes they describe: a value is
+//! counted when it is made (new key, RDB load, copy) and uncounted when it is
+//! dropped (`free`, possibly on the lazy-free thread — atomics only).
 
 use auscout_core::{Index, IndexError, TrackId};
 
@@ -14,10 +14,8 @@ fn signed(v: u64) -> i64 {
 
 pub struct IndexValue {
     index: Index,
-    /// True while this value is counted in the INFO counters. `unlink` stops
-    /// counting at once; `free` (maybe later, on the lazy-free thread) only
-    /// stops counting what is still counted.
-    counted: AtomicBool,
+    /// Still counted in the INFO counters (see [`IndexValue::uncount`]).
+    counted: bool,
 }
 
 impl IndexValue {
@@ -26,23 +24,20 @@ impl IndexValue {
         stats::index_added(index.track_count(), index.frame_count());
         Self {
             index,
-            counted: AtomicBool::new(true),
+            counted: true,
+        }
+    }
+
+    /// Removes this value from the INFO counters now, ahead of a drop that
+    /// happens later on another thread, so INFO never shows freed indexes.
+    pub fn uncount(&mut self) {
+        if std::mem::replace(&mut self.counted, false) {
+            stats::index_removed(self.index.track_count(), self.index.frame_count());
         }
     }
 
     pub fn index(&self) -> &Index {
         &self.index
-    }
-
-    /// Stops counting this value (idempotent).
-    pub fn retire(&self) {
-        if self.counted.swap(false, Ordering::AcqRel) {
-            stats::index_removed(self.index.track_count(), self.index.frame_count());
-        }
-    }
-
-    fn is_counted(&self) -> bool {
-        self.counted.load(Ordering::Acquire)
     }
 
     pub fn insert(
@@ -52,25 +47,19 @@ impl IndexValue {
         hashes: &[u32],
     ) -> Result<TrackId, IndexError> {
         let id = self.index.insert(id, descr, hashes)?;
-        if self.is_counted() {
-            stats::tracks_changed(1, signed(hashes.len() as u64));
-        }
+        stats::tracks_changed(1, signed(hashes.len() as u64));
         Ok(id)
     }
 
     pub fn append(&mut self, id: TrackId, hashes: &[u32]) -> Result<u64, IndexError> {
         let frames = self.index.append(id, hashes)?;
-        if self.is_counted() {
-            stats::tracks_changed(0, signed(hashes.len() as u64));
-        }
+        stats::tracks_changed(0, signed(hashes.len() as u64));
         Ok(frames)
     }
 
     pub fn remove(&mut self, id: TrackId) -> Result<u64, IndexError> {
         let frames = self.index.remove(id)?;
-        if self.is_counted() {
-            stats::tracks_changed(-1, -signed(frames));
-        }
+        stats::tracks_changed(-1, -signed(frames));
         Ok(frames)
     }
 
@@ -92,6 +81,6 @@ impl Clone for IndexValue {
 
 impl Drop for IndexValue {
     fn drop(&mut self) {
-        self.retire();
+        self.uncount();
     }
 }

@@ -131,6 +131,7 @@ impl Drop for Server {
 pub struct ServerBuilder {
     args: Vec<String>,
     module_args: Vec<String>,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 impl ServerBuilder {
@@ -146,12 +147,19 @@ impl ServerBuilder {
         self
     }
 
+    /// A file written into the server's directory before it starts (e.g. a
+    /// `dump.rdb` to load).
+    pub fn file(mut self, name: &str, contents: Vec<u8>) -> Self {
+        self.files.push((name.to_owned(), contents));
+        self
+    }
+
     pub fn start(self) -> Server {
-        spawn(
-            tempfile::tempdir().expect("tempdir"),
-            self.args,
-            self.module_args,
-        )
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, contents) in &self.files {
+            std::fs::write(dir.path().join(name), contents).expect("write file into server dir");
+        }
+        spawn(dir, self.args, self.module_args)
     }
 }
 
