@@ -89,6 +89,7 @@ fn lookup(conn: &[&str], clips: &Path) -> Vec<(String, String, Option<f64>)> {
     let clips = clips.to_string_lossy().into_owned();
     args.extend_from_slice(&["-k", "songs", "--csv", "--quiet", &clips]);
     let out = client(&args);
+    eprintln!("{out}");
     let mut rows: Vec<(String, String, Option<f64>)> = out
         .lines()
         .skip(1)
