@@ -17,7 +17,7 @@ pub fn decode_u32_be(bytes: &[u8]) -> Result<Vec<u32>, WireError> {
     if bytes.is_empty() {
         return Err(WireError::Empty);
     }
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(WireError::NotMultipleOf4(bytes.len()));
     }
     let mut out = vec![0u32; bytes.len() / 4];
