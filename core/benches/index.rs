@@ -152,6 +152,19 @@ fn bench_index(c: &mut Criterion) {
             })
         });
     }
+    // A whole-index rebuild (what a geometry change or a re-base costs, the
+    // worst pause) is the bulk load of the same tracks.
+    let t = Instant::now();
+    let bulk = Index::from_tracks(
+        ix.next_id(),
+        ix.tracks_from(0).map(|t| (Some(t.id), t.descr, t.hashes)),
+    );
+    println!(
+        "bulk load (= full rebuild) of {} frames: {:.2?}",
+        bulk.as_ref().map_or(0, |b| b.frame_count()),
+        t.elapsed()
+    );
+    drop(bulk);
     let t = Instant::now();
     let st = ix.stats();
     println!("stats in {:.2?}: {st:?}", t.elapsed());

@@ -500,6 +500,7 @@ impl Postings {
         let any_dead = self.dead > 0;
         let mut entries: Vec<(u8, u32)> = Vec::new();
         let mut hashes: Vec<u32> = Vec::new();
+        let mut seen = [0u16; 256];
         for part in &self.parts {
             let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
             fresh.sort_unstable();
@@ -518,22 +519,33 @@ impl Postings {
                 if any_dead {
                     entries.retain(|&(_, r)| !self.is_dead(r));
                 }
-                entries.sort_unstable();
-                for group in entries.chunk_by(|a, b| a.0 == b.0) {
-                    if let [_] = group {
+                // A fingerprint seen once in its bucket is one hash with one
+                // posting; only shared fingerprints need their hashes.
+                for &(fp, _) in entries.iter() {
+                    if let Some(c) = seen.get_mut(fp as usize) {
+                        *c = c.saturating_add(1);
+                    }
+                }
+                hashes.clear();
+                for &(fp, r) in entries.iter() {
+                    if seen.get(fp as usize).copied().unwrap_or(0) == 1 {
                         distinct += 1;
                         postings += 1;
                         longest = longest.max(1);
-                        continue;
+                    } else if let Some(h) = hash_of(r) {
+                        hashes.push(h);
                     }
-                    hashes.clear();
-                    hashes.extend(group.iter().filter_map(|&(_, r)| hash_of(r)));
-                    hashes.sort_unstable();
-                    postings += hashes.len() as u64;
-                    for same in hashes.chunk_by(|a, b| a == b) {
-                        distinct += 1;
-                        longest = longest.max(same.len() as u64);
+                }
+                for &(fp, _) in entries.iter() {
+                    if let Some(c) = seen.get_mut(fp as usize) {
+                        *c = 0;
                     }
+                }
+                hashes.sort_unstable();
+                postings += hashes.len() as u64;
+                for same in hashes.chunk_by(|a, b| a == b) {
+                    distinct += 1;
+                    longest = longest.max(same.len() as u64);
                 }
             }
         }
