@@ -45,6 +45,12 @@ const LOAD: u64 = 8;
 const WORK_PER_POSTING: u64 = 8;
 /// Merge work granted per posting removed (sweeps dead postings away).
 const WORK_PER_REMOVED: u64 = 2;
+/// A partition receiving this many postings at once merges them straight
+/// into its run, and a delta never grows past `DELTA_MAX`: equal hashes (a
+/// track alternating two hashes, say) share one home slot in the delta, so
+/// its linear-probing clusters must stay short.
+const DIRECT_MERGE: usize = 1024;
+const DELTA_MAX: usize = 4096;
 /// Fixed cost of one merge besides its postings (the directory walk).
 const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
 /// An empty delta slot: ref `u32::MAX` is never handed out.
@@ -252,9 +258,15 @@ impl Postings {
             }
         }
         let nb = 1usize << self.dir_bits;
+        let direct: Vec<bool> = self
+            .parts
+            .iter()
+            .zip(at.iter().skip(1))
+            .map(|(part, &n)| n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX)
+            .collect();
         for (p, part) in self.parts.iter_mut().enumerate() {
             let n = at.get(p + 1).copied().unwrap_or(0);
-            if n > 0 {
+            if n > 0 && !direct.get(p).copied().unwrap_or(false) {
                 if part.dir.is_empty() {
                     part.dir = vec![0u64; nb + 1].into_boxed_slice();
                 }
@@ -265,6 +277,7 @@ impl Postings {
         for k in 1..at.len() {
             at[k] += at[k - 1];
         }
+        let starts = at.clone();
         let mut grouped = vec![0u64; entries.len()];
         for &e in entries {
             if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32)) {
@@ -274,6 +287,23 @@ impl Postings {
                 *c += 1;
             }
         }
+        // Big groups go straight into their runs; the rest into the deltas.
+        let mut pending = Vec::with_capacity(entries.len());
+        for (p, &is_direct) in direct.iter().enumerate() {
+            let (lo, hi) = (
+                starts.get(p).copied().unwrap_or(0),
+                starts.get(p + 1).copied().unwrap_or(0),
+            );
+            let Some(group) = grouped.get(lo..hi) else {
+                continue;
+            };
+            if is_direct && !group.is_empty() {
+                self.merge(p, group);
+            } else {
+                pending.extend_from_slice(group);
+            }
+        }
+        let grouped = pending;
         let mut touched = 0u64;
         for chunk in grouped.chunks(1024) {
             for &e in chunk {
@@ -319,7 +349,7 @@ impl Postings {
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
         while self.credit > 0 && !self.parts.is_empty() {
-            let cost = self.merge(self.cursor);
+            let cost = self.merge(self.cursor, &[]);
             self.credit = self.credit.saturating_sub(cost);
             self.cursor += 1;
             if self.cursor >= self.parts.len() {
@@ -337,17 +367,18 @@ impl Postings {
 
     /// Rewrites partition `p`'s run with its delta merged in and dead refs
     /// dropped. Returns the work done.
-    fn merge(&mut self, p: usize) -> u64 {
+    fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
             return 0;
         };
         let run_len = part.refs.len();
-        if part.delta_len == 0 && (no_dead || run_len == 0) {
+        if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
             return 64;
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+        fresh.extend_from_slice(extra);
         fresh.sort_unstable();
         let cost = (run_len + fresh.len()) as u64 + MERGE_OVERHEAD;
         let nb = 1usize << self.dir_bits;
