@@ -82,16 +82,26 @@ fn bench_index(c: &mut Criterion) {
     let rss0 = rss().unwrap_or(0);
     let t0 = Instant::now();
     let mut kept = Vec::new();
+    let mut slowest = (std::time::Duration::ZERO, 0u64);
     for k in 0..tracks {
-        let t = rng.track();
+        let hashes = rng.track();
         if k == tracks / 2 {
-            kept = t.clone();
+            kept = hashes.clone();
         }
-        if ix.insert(None, b"", &t).is_err() {
+        let t = Instant::now();
+        if ix.insert(None, b"", &hashes).is_err() {
             panic!("insert failed");
+        }
+        let took = t.elapsed();
+        if took > slowest.0 {
+            slowest = (took, ix.frame_count());
         }
     }
     let built = t0.elapsed();
+    println!(
+        "slowest insert while building (a whole-index rebuild): {:.2?} at {} frames",
+        slowest.0, slowest.1
+    );
     let rss1 = rss().unwrap_or(0);
     let frames = ix.frame_count() as f64;
     let mem = ix.mem_usage();
