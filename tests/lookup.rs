@@ -69,7 +69,6 @@ fn distort(rng: &mut StdRng, q: &[u32], share: f64) -> (Vec<u32>, Vec<u32>) {
 }
 
 #[test]
-#[ignore = "needs Index::lookup wired to the matcher (core); passes with it wired"]
 fn finds_the_track_at_the_right_position() {
     let s = Server::start();
     let mut c = s.conn();
@@ -96,7 +95,6 @@ fn finds_the_track_at_the_right_position() {
 }
 
 #[test]
-#[ignore = "needs Index::lookup wired to the matcher (core); passes with it wired"]
 fn distorted_queries_are_found_through_their_toggles() {
     let s = Server::start();
     let mut c = s.conn();
@@ -113,7 +111,6 @@ fn distorted_queries_are_found_through_their_toggles() {
 }
 
 #[test]
-#[ignore = "needs Index::lookup wired to the matcher (core); passes with it wired"]
 fn unknown_audio_returns_nothing_and_results_are_sorted_and_limited() {
     let s = Server::start();
     let mut c = s.conn();
@@ -153,7 +150,6 @@ fn unknown_audio_returns_nothing_and_results_are_sorted_and_limited() {
 }
 
 #[test]
-#[ignore = "needs Index::lookup wired to the matcher (core); passes with it wired"]
 fn default_threshold_comes_from_the_config() {
     let s = Server::start();
     let mut c = s.conn();
@@ -183,7 +179,6 @@ fn default_threshold_comes_from_the_config() {
 }
 
 #[test]
-#[ignore = "needs Index::lookup wired to the matcher (core); passes with it wired"]
 fn score_is_a_bulk_string_in_resp2_and_a_double_in_resp3() {
     let s = Server::start();
     let mut c = s.conn();

@@ -8,7 +8,6 @@ use rand::{Rng, SeedableRng};
 use redis::{cmd, Value};
 
 #[test]
-#[ignore = "needs Index::lookup wired to the matcher (core); passes with it wired"]
 fn original_client_scenario() {
     let s = Server::start();
     let mut c = s.conn();
