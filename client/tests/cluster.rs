@@ -43,7 +43,9 @@ fn run(cmd: &mut Command) -> Output {
 
 /// `redis-cli -p port args…` → stdout.
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = run(Command::new("redis-cli").args(["-p", &port.to_string()]).args(args));
+    let out = run(Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -70,7 +72,12 @@ fn corpus(dir: &Path) -> Expect {
         if t % 10 == 0 {
             let off = 0.5 + (t % 3) as f64;
             let clip_name = format!("clip{t:03}.wav");
-            write_wav(&clips.join(&clip_name), &excerpt(&audio, SR, off, 3.0), SR, 1);
+            write_wav(
+                &clips.join(&clip_name),
+                &excerpt(&audio, SR, off, 3.0),
+                SR,
+                1,
+            );
             expect.push((clip_name, name, off));
         }
     }
@@ -89,14 +96,17 @@ fn lookup(conn: &[&str], clips: &Path) -> Vec<(String, String, Option<f64>)> {
     let clips = clips.to_string_lossy().into_owned();
     args.extend_from_slice(&["-k", "songs", "--csv", "--quiet", &clips]);
     let out = client(&args);
-    eprintln!("{out}");
     let mut rows: Vec<(String, String, Option<f64>)> = out
         .lines()
         .skip(1)
         .filter(|l| !l.is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            let clip = Path::new(f[0]).file_name().expect("clip name").to_string_lossy().into_owned();
+            let clip = Path::new(f[0])
+                .file_name()
+                .expect("clip name")
+                .to_string_lossy()
+                .into_owned();
             (clip, f[1].to_string(), f[2].parse().ok())
         })
         .collect();
@@ -107,10 +117,17 @@ fn lookup(conn: &[&str], clips: &Path) -> Vec<(String, String, Option<f64>)> {
 fn check_answers(rows: &[(String, String, Option<f64>)], expect: &Expect) {
     assert_eq!(rows.len(), expect.len(), "one CSV row per clip");
     for (clip, track, off) in expect {
-        let row = rows.iter().find(|r| &r.0 == clip).unwrap_or_else(|| panic!("no row for {clip}"));
+        let row = rows
+            .iter()
+            .find(|r| &r.0 == clip)
+            .unwrap_or_else(|| panic!("no row for {clip}"));
         assert_eq!(&row.1, track, "{clip}: wrong match");
         if !track.is_empty() {
-            assert!(row.2.is_some_and(|o| (o - off).abs() <= 0.5), "{clip}: offset {:?} vs {off}", row.2);
+            assert!(
+                row.2.is_some_and(|o| (o - off).abs() <= 0.5),
+                "{clip}: offset {:?} vs {off}",
+                row.2
+            );
         }
     }
 }
@@ -123,7 +140,11 @@ fn cluster_info_ok(port: u16) -> bool {
 /// remembers in `songs{meta}`.
 fn shard_keys(port: u16) -> Vec<String> {
     let tags = cli(port, &["-c", "HGET", "songs{meta}", "tags"]);
-    tags.trim().split(',').filter(|t| !t.is_empty()).map(|t| format!("songs{{{t}}}")).collect()
+    tags.trim()
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("songs{{{t}}}"))
+        .collect()
 }
 
 /// Sum of `cmd` (auscout.count / auscout.size) over the shard keys, straight
@@ -132,14 +153,19 @@ fn shard_sum(port: u16, cmd: &str, keys: &[String]) -> i64 {
     keys.iter()
         .map(|k| {
             let out = cli(port, &["-c", cmd, k]);
-            out.trim().parse::<i64>().unwrap_or_else(|_| panic!("{cmd} {k}: {out}"))
+            out.trim()
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("{cmd} {k}: {out}"))
         })
         .sum()
 }
 
 /// The master port owning `key`'s slot, from CLUSTER NODES.
 fn owner_port(port: u16, key: &str) -> u16 {
-    let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key]).trim().parse().expect("slot");
+    let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
+        .trim()
+        .parse()
+        .expect("slot");
     cli(port, &["CLUSTER", "NODES"])
         .lines()
         .find(|l| l.contains("master") && !l.contains("fail") && slot_in(l, slot))
@@ -158,7 +184,15 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     // The reference: one server holding the same tracks.
     let single = Server::start();
     let single_port = single.port.to_string();
-    client(&["add", "-p", &single_port, "-k", "songs", "--quiet", root.join("tracks").to_str().expect("utf8")]);
+    client(&[
+        "add",
+        "-p",
+        &single_port,
+        "-k",
+        "songs",
+        "--quiet",
+        root.join("tracks").to_str().expect("utf8"),
+    ]);
     let reference = lookup(&["-p", &single_port], &root.join("clips"));
     check_answers(&reference, &expect);
 
@@ -167,9 +201,17 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     let ports: Vec<u16> = nodes.iter().flatten().map(|n| n.port).collect();
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let mut create = Command::new("redis-cli");
-    create.arg("--cluster").arg("create").args(&addrs).args(["--cluster-replicas", "1", "--cluster-yes"]);
+    create.arg("--cluster").arg("create").args(&addrs).args([
+        "--cluster-replicas",
+        "1",
+        "--cluster-yes",
+    ]);
     let out = run(&mut create);
-    assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "cluster create: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ports.iter().all(|&p| cluster_info_ok(p)) {
         assert!(Instant::now() < deadline, "cluster did not become ok");
@@ -191,14 +233,31 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     owners.dedup();
     assert_eq!(owners.len(), 3, "the shards sit on three different masters");
     for k in &keys {
-        let n: i64 = cli(ports[0], &["-c", "auscout.count", k]).trim().parse().expect("count");
+        let n: i64 = cli(ports[0], &["-c", "auscout.count", k])
+            .trim()
+            .parse()
+            .expect("count");
         assert!(n > 0, "shard {k} holds no track: tracks are not spread");
     }
     assert_eq!(shard_sum(ports[0], "auscout.count", &keys), TRACKS as i64);
     let size = shard_sum(ports[0], "auscout.size", &keys);
-    assert_eq!(size, cli(single.port, &["auscout.size", "songs"]).trim().parse::<i64>().expect("size"));
-    let client_count = |port: &str| client(&["count", "--cluster", "-p", port, "-k", "songs"]).trim().to_string();
-    let client_size = |port: &str| client(&["size", "--cluster", "-p", port, "-k", "songs"]).trim().to_string();
+    assert_eq!(
+        size,
+        cli(single.port, &["auscout.size", "songs"])
+            .trim()
+            .parse::<i64>()
+            .expect("size")
+    );
+    let client_count = |port: &str| {
+        client(&["count", "--cluster", "-p", port, "-k", "songs"])
+            .trim()
+            .to_string()
+    };
+    let client_size = |port: &str| {
+        client(&["size", "--cluster", "-p", port, "-k", "songs"])
+            .trim()
+            .to_string()
+    };
     assert_eq!(client_count(&entry), TRACKS.to_string());
     assert_eq!(client_size(&entry), size.to_string());
     let on_cluster = lookup(&conn, &root.join("clips"));
@@ -208,7 +267,10 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     // another master (redis-cli MIGRATEs the index key: DUMP/RESTORE of the
     // type) while lookups keep running and keep answering right.
     let moved_key = keys[0].clone();
-    let slot: u16 = cli(ports[0], &["CLUSTER", "KEYSLOT", &moved_key]).trim().parse().expect("slot");
+    let slot: u16 = cli(ports[0], &["CLUSTER", "KEYSLOT", &moved_key])
+        .trim()
+        .parse()
+        .expect("slot");
     let nodes_txt = cli(ports[0], &["CLUSTER", "NODES"]);
     let owner_line = nodes_txt
         .lines()
@@ -216,7 +278,18 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
         .expect("owner of the first shard")
         .to_string();
     let owner = owner_line.split(' ').next().unwrap_or_default().to_string();
-    let owned: usize = owner_line.split(' ').skip(8).map(slot_count).sum();
+    // redis-cli moves the source's lowest slots first: move the owner's slots
+    // from the start of its range up to the shard's slot, and no more, so the
+    // owner keeps some slots and three masters still vote in the failover below.
+    let moved = owner_line
+        .split(' ')
+        .skip(8)
+        .find_map(|r| {
+            let (a, b) = r.split_once('-')?;
+            let (a, b) = (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?);
+            (a <= slot && slot < b).then(|| usize::from(slot - a) + 1)
+        })
+        .expect("the shard's slot inside one of the owner's ranges, not its last slot");
     let target = nodes_txt
         .lines()
         .find(|l| l.contains("master") && !l.starts_with(&owner))
@@ -239,16 +312,22 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     while rounds.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = run(Command::new("redis-cli").args(["--cluster", "reshard", &addrs[0]]).args([
-        "--cluster-from",
-        &owner,
-        "--cluster-to",
-        &target,
-        "--cluster-slots",
-        &owned.to_string(),
-        "--cluster-yes",
-    ]));
-    assert!(out.status.success(), "reshard: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(Command::new("redis-cli")
+        .args(["--cluster", "reshard", &addrs[0]])
+        .args([
+            "--cluster-from",
+            &owner,
+            "--cluster-to",
+            &target,
+            "--cluster-slots",
+            &moved.to_string(),
+            "--cluster-yes",
+        ]));
+    assert!(
+        out.status.success(),
+        "reshard: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Let lookups run on the new layout too.
     let r0 = rounds.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -256,16 +335,32 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
-    lookups.join().expect("lookups during the reshard answered right");
-    assert!(rounds.load(Ordering::Relaxed) >= r0 + 2, "lookups ran after the reshard");
+    lookups
+        .join()
+        .expect("lookups during the reshard answered right");
+    assert!(
+        rounds.load(Ordering::Relaxed) >= r0 + 2,
+        "lookups ran after the reshard"
+    );
     let new_owner = owner_port(ports[0], &moved_key);
-    assert_ne!(Some(new_owner), owner_line.split(' ').nth(1).and_then(|a| a.split(['@', ':']).nth(1)).and_then(|p| p.parse().ok()), "the shard moved");
+    assert_ne!(
+        Some(new_owner),
+        owner_line
+            .split(' ')
+            .nth(1)
+            .and_then(|a| a.split(['@', ':']).nth(1))
+            .and_then(|p| p.parse().ok()),
+        "the shard moved"
+    );
     assert_eq!(client_count(&entry), TRACKS.to_string());
 
     // Failover: kill the master that owns the second shard; its replica takes over.
     let victim_port = owner_port(ports[0], &keys[1]);
     let survivor = *ports.iter().find(|&&p| p != victim_port).expect("survivor");
-    let victim = ports.iter().position(|&p| p == victim_port).expect("victim node");
+    let victim = ports
+        .iter()
+        .position(|&p| p == victim_port)
+        .expect("victim node");
     drop(nodes[victim].take()); // kills the master
     let deadline = Instant::now() + Duration::from_secs(30);
     while !(cluster_info_ok(survivor) && owner_port_alive(survivor, &keys[1], victim_port)) {
@@ -282,28 +377,26 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
 
 /// True once a live master other than `dead` serves `key`.
 fn owner_port_alive(port: u16, key: &str, dead: u16) -> bool {
-    let Ok(slot) = cli(port, &["CLUSTER", "KEYSLOT", key]).trim().parse::<u16>() else {
+    let Ok(slot) = cli(port, &["CLUSTER", "KEYSLOT", key])
+        .trim()
+        .parse::<u16>()
+    else {
         return false;
     };
     cli(port, &["CLUSTER", "NODES"]).lines().any(|l| {
-        l.contains("master") && !l.contains("fail") && slot_in(l, slot) && !l.contains(&format!(":{dead}@"))
+        l.contains("master")
+            && !l.contains("fail")
+            && slot_in(l, slot)
+            && !l.contains(&format!(":{dead}@"))
     })
 }
 
 /// Does a CLUSTER NODES line own `slot`?
 fn slot_in(line: &str, slot: u16) -> bool {
     line.split(' ').skip(8).any(|r| match r.split_once('-') {
-        Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b),
+        Some((a, b)) => {
+            a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
+        }
         None => r.parse::<u16>() == Ok(slot),
     })
-}
-
-fn slot_count(range: &str) -> usize {
-    match range.split_once('-') {
-        Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
-            (Ok(a), Ok(b)) => b + 1 - a,
-            _ => 0,
-        },
-        None => usize::from(range.parse::<usize>().is_ok()),
-    }
 }
