@@ -1,1 +1,475 @@
-//! SKELETON: filled in by the client work.
+//! The pHash audio frame hash with toggle masks, exactly as DESIGN §1 defines
+//! it (Haitsma–Kalker style, the parameters of libpHashAudio).
+//!
+//! [`Hasher`] is streaming: push mono samples at `sr` in chunks of any size,
+//! then [`Hasher::finish`]. It keeps only the last frame's worth of samples and
+//! the band energies of the last three frames, so memory does not grow with
+//! the length of the input (apart from the output, 8 bytes per hash).
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::error::ClientError;
+
+/// The lowest sample rate the hash is defined for (the 33 bands reach 2900 Hz).
+pub const MIN_SAMPLE_RATE: u32 = 6000;
+/// Toggle masks have at most this many bits.
+pub const MAX_TOGGLE_BITS: u32 = 8;
+/// Number of Bark-spaced bands; adjacent pairs give the 32 hash bits.
+pub const NUM_BANDS: usize = 33;
+const NUM_BITS: usize = NUM_BANDS - 1;
+
+/// Band centre frequencies in Hz (DESIGN §1).
+pub const BAND_CENTRES_HZ: [f64; NUM_BANDS] = [
+    50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 450.0, 510.0, 570.0, 635.0,
+    700.0, 770.0, 840.0, 920.0, 1000.0, 1085.0, 1170.0, 1270.0, 1370.0, 1485.0, 1600.0, 1725.0,
+    1850.0, 2000.0, 2150.0, 2325.0, 2500.0, 2700.0, 2900.0,
+];
+
+/// Band weights below this are left out of the sparse table. The weights fall
+/// off by 10× per 0.42 Bark above a band centre and per 1.06 Bark below it, so
+/// this keeps each band's energy exact to ~1e-9 of the spectrum's total while
+/// skipping more than half of the multiply-adds.
+const WEIGHT_FLOOR: f64 = 1e-9;
+
+/// Frame length `L`: the largest power of two not above 0.4 s of audio.
+pub fn frame_length(sr: u32) -> usize {
+    let max = (0.4 * f64::from(sr)).floor() as usize;
+    // `max >= 1` for any sr >= 3; the hasher refuses sr < MIN_SAMPLE_RATE anyway.
+    1usize << (usize::BITS - 1 - max.max(1).leading_zeros())
+}
+
+/// Hop `H = L / 32` between frame starts.
+pub fn hop_length(sr: u32) -> usize {
+    frame_length(sr) / 32
+}
+
+/// Fewest samples that yield one hash: three frames (hash `t` needs frames `t±1`).
+pub fn min_samples(sr: u32) -> usize {
+    frame_length(sr) + 2 * hop_length(sr)
+}
+
+/// The hashes of one signal and, for each, the mask of its least reliable bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Sample rate the hashes were computed at.
+    pub sr: u32,
+    /// One 32-bit hash per frame `t = 1 .. T-2`; `hashes[k]` starts `k * H / sr` s in.
+    pub hashes: Vec<u32>,
+    /// `toggles[k]`: the `p` bits of `hashes[k]` most likely to flip.
+    pub toggles: Vec<u32>,
+}
+
+impl Fingerprint {
+    /// Seconds between consecutive hashes (`H / sr`).
+    pub fn hop_seconds(&self) -> f64 {
+        hop_length(self.sr) as f64 / f64::from(self.sr)
+    }
+
+    /// Seconds into the signal where hash `k` lies.
+    pub fn position_seconds(&self, k: usize) -> f64 {
+        k as f64 * self.hop_seconds()
+    }
+}
+
+/// The sparse band-weight table: for each band the contiguous run of FFT bins
+/// whose weight is above [`WEIGHT_FLOOR`] (the weight is unimodal in the bin).
+struct BandWeights {
+    /// Per band: first bin and the index of its first weight in `weights`, and the run length.
+    runs: Vec<(usize, usize, usize)>,
+    weights: Vec<f32>,
+}
+
+impl BandWeights {
+    fn new(sr: u32, frame_len: usize) -> Self {
+        let bins = frame_len / 2 + 1;
+        let bin_hz = (f64::from(sr) / 2.0) / (frame_len / 2) as f64;
+        let bark = |f: f64| 6.0 * (f / 600.0).asinh();
+        let mut runs = Vec::with_capacity(NUM_BANDS);
+        let mut weights = Vec::new();
+        for centre in BAND_CENTRES_HZ {
+            let centre_bark = bark(centre);
+            let weight = |j: usize| {
+                let d = bark(j as f64 * bin_hz) - centre_bark;
+                let lo = -2.5 * (d / 1.06 - 0.5);
+                let hi = d / 1.06 + 0.5;
+                10f64.powf(lo.min(hi).min(0.0))
+            };
+            let kept: Vec<usize> = (0..bins).filter(|&j| weight(j) >= WEIGHT_FLOOR).collect();
+            let first = kept.first().copied().unwrap_or(0);
+            let last = kept.last().copied().map_or(0, |l| l + 1);
+            runs.push((first, weights.len(), last.saturating_sub(first)));
+            weights.extend((first..last).map(|j| weight(j) as f32));
+        }
+        BandWeights { runs, weights }
+    }
+
+    /// `E[b] = Σ_j weight_b[j] * mag[j]` for every band.
+    fn energies(&self, mag: &[f32], out: &mut [f32; NUM_BANDS]) {
+        for (e, &(first, offset, len)) in out.iter_mut().zip(&self.runs) {
+            let m = mag.get(first..first + len).unwrap_or(&[]);
+            let w = self.weights.get(offset..offset + len).unwrap_or(&[]);
+            *e = dot(m, w);
+        }
+    }
+
+    /// Number of stored weights (for the benchmark's report).
+    fn len(&self) -> usize {
+        self.weights.len()
+    }
+}
+
+/// A dot product in eight independent lanes, so the compiler can vectorise it
+/// (a single running sum would force strict left-to-right float order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += xa[i] * xb[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Streaming frame hasher: `new`, any number of `push`es, `finish`.
+pub struct Hasher {
+    sr: u32,
+    toggle_bits: u32,
+    frame_len: usize,
+    hop: usize,
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    fft_in: Vec<f32>,
+    fft_out: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
+    magnitudes: Vec<f32>,
+    bands: BandWeights,
+    /// Samples not yet consumed by a frame; frames start at `pending[next_frame..]`.
+    pending: Vec<f32>,
+    next_frame: usize,
+    /// Band energies of the last three frames, `energies[f % 3]` for frame `f`.
+    energies: [[f32; NUM_BANDS]; 3],
+    frames: usize,
+    samples_seen: u64,
+    hashes: Vec<u32>,
+    toggles: Vec<u32>,
+}
+
+impl Hasher {
+    /// A hasher for mono audio at `sr` Hz with `toggle_bits` bits per toggle mask.
+    pub fn new(sr: u32, toggle_bits: u32) -> Result<Self, ClientError> {
+        if sr < MIN_SAMPLE_RATE {
+            return Err(ClientError::BadOption(format!(
+                "sample rate {sr} Hz is below the minimum of {MIN_SAMPLE_RATE} Hz"
+            )));
+        }
+        if toggle_bits > MAX_TOGGLE_BITS {
+            return Err(ClientError::BadOption(format!(
+                "toggles must be 0..={MAX_TOGGLE_BITS}, got {toggle_bits}"
+            )));
+        }
+        let frame_len = frame_length(sr);
+        let denom = (frame_len - 1) as f64;
+        let window = (0..frame_len)
+            .map(|i| (0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / denom).cos()) as f32)
+            .collect();
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame_len);
+        Ok(Hasher {
+            sr,
+            toggle_bits,
+            frame_len,
+            hop: frame_len / 32,
+            window,
+            fft_in: fft.make_input_vec(),
+            fft_out: fft.make_output_vec(),
+            fft_scratch: fft.make_scratch_vec(),
+            fft,
+            magnitudes: vec![0.0; frame_len / 2 + 1],
+            bands: BandWeights::new(sr, frame_len),
+            pending: Vec::with_capacity(2 * frame_len),
+            next_frame: 0,
+            energies: [[0.0; NUM_BANDS]; 3],
+            frames: 0,
+            samples_seen: 0,
+            hashes: Vec::new(),
+            toggles: Vec::new(),
+        })
+    }
+
+    /// The sample rate this hasher expects.
+    pub fn sample_rate(&self) -> u32 {
+        self.sr
+    }
+
+    /// Total samples pushed so far.
+    pub fn samples_seen(&self) -> u64 {
+        self.samples_seen
+    }
+
+    /// Hashes produced so far.
+    pub fn hash_count(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Number of band weights kept in the sparse table (out of `33 × (L/2+1)`).
+    pub fn band_weight_count(&self) -> usize {
+        self.bands.len()
+    }
+
+    /// Feeds more mono samples at `sr`; hashes every frame that is now complete.
+    pub fn push(&mut self, samples: &[f32]) {
+        self.samples_seen += samples.len() as u64;
+        self.pending.extend_from_slice(samples);
+        while self.next_frame + self.frame_len <= self.pending.len() {
+            self.hash_frame(self.next_frame);
+            self.next_frame += self.hop;
+        }
+        // Drop consumed samples in batches, not per hop, to keep the copying small.
+        if self.next_frame >= self.frame_len {
+            self.pending.drain(..self.next_frame);
+            self.next_frame = 0;
+        }
+    }
+
+    /// Ends the stream and returns the fingerprint; `TooShort` when the signal
+    /// had fewer than three frames and so no hash.
+    pub fn finish(self) -> Result<Fingerprint, ClientError> {
+        if self.hashes.is_empty() {
+            return Err(ClientError::TooShort {
+                seconds: self.samples_seen as f64 / f64::from(self.sr),
+                min_seconds: min_samples(self.sr) as f64 / f64::from(self.sr),
+            });
+        }
+        Ok(Fingerprint {
+            sr: self.sr,
+            hashes: self.hashes,
+            toggles: self.toggles,
+        })
+    }
+
+    /// Band energies of the frame starting at `pending[start]`, then the hash of
+    /// the frame before it once two neighbours exist.
+    fn hash_frame(&mut self, start: usize) {
+        let frame = &self.pending[start..start + self.frame_len];
+        for ((x, s), w) in self.fft_in.iter_mut().zip(frame).zip(&self.window) {
+            *x = s * w;
+        }
+        // Lengths come from the plan itself, so this cannot fail; a failure would
+        // leave the previous spectrum in place rather than panic.
+        let _ = self.fft.process_with_scratch(
+            &mut self.fft_in,
+            &mut self.fft_out,
+            &mut self.fft_scratch,
+        );
+        for (m, c) in self.magnitudes.iter_mut().zip(&self.fft_out) {
+            *m = (c.re * c.re + c.im * c.im).sqrt();
+        }
+        let f = self.frames;
+        let mut current = [0f32; NUM_BANDS];
+        self.bands.energies(&self.magnitudes, &mut current);
+        self.energies[f % 3] = current;
+        self.frames += 1;
+        if f >= 2 {
+            let (hash, toggle) = hash_bits(
+                &self.energies[(f - 2) % 3],
+                &self.energies[f % 3],
+                self.toggle_bits,
+            );
+            self.hashes.push(hash);
+            self.toggles.push(toggle);
+        }
+    }
+}
+
+/// The hash of frame `t` from the band energies of frames `t-1` and `t+1`,
+/// and its toggle mask: the `p` bits with the smallest exact `|D|`, ties
+/// broken by the lower bit index so the result is deterministic.
+fn hash_bits(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u32) {
+    let mut hash = 0u32;
+    let mut abs_d = [0f32; NUM_BITS];
+    for m in 0..NUM_BITS {
+        let d = (next[m] - next[m + 1]) - (prev[m] - prev[m + 1]);
+        if d > 0.0 {
+            hash |= 0x8000_0000 >> m;
+        }
+        abs_d[m] = d.abs();
+    }
+    let mut toggle = 0u32;
+    if p > 0 {
+        let mut order: [u8; NUM_BITS] = std::array::from_fn(|m| m as u8);
+        order.sort_unstable_by(|&a, &b| {
+            abs_d[usize::from(a)]
+                .total_cmp(&abs_d[usize::from(b)])
+                .then(a.cmp(&b))
+        });
+        for &m in order.iter().take(p as usize) {
+            toggle |= 0x8000_0000 >> m;
+        }
+    }
+    (hash, toggle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash_all(samples: &[f32], sr: u32, p: u32) -> Result<Fingerprint, ClientError> {
+        let mut h = Hasher::new(sr, p)?;
+        h.push(samples);
+        h.finish()
+    }
+
+    /// Deterministic pseudo-noise plus a few tones, so every band has energy.
+    fn test_signal(n: usize, sr: u32) -> Vec<f32> {
+        let mut state = 0x1234_5678u32;
+        (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let noise = (state as f32 / u32::MAX as f32) - 0.5;
+                let t = i as f32 / sr as f32;
+                let tones = (2.0 * std::f32::consts::PI * 440.0 * t).sin()
+                    + 0.5 * (2.0 * std::f32::consts::PI * (300.0 + 200.0 * t) * t).sin();
+                0.3 * tones + 0.2 * noise
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frame_and_hop_follow_the_sample_rate() {
+        assert_eq!(frame_length(6000), 2048);
+        assert_eq!(hop_length(6000), 64);
+        assert_eq!(frame_length(8000), 2048);
+        assert_eq!(frame_length(11025), 4096);
+        assert_eq!(frame_length(44100), 16384);
+        assert_eq!(min_samples(6000), 2048 + 128);
+    }
+
+    #[test]
+    fn signal_of_t_frames_gives_t_minus_2_hashes() {
+        let sr = 6000;
+        // 10 frames exactly: L + 9H samples, plus a few that complete no frame.
+        let n = 2048 + 9 * 64 + 63;
+        let fp = hash_all(&test_signal(n, sr), sr, 4).unwrap();
+        assert_eq!(fp.hashes.len(), 8);
+        assert_eq!(fp.toggles.len(), 8);
+    }
+
+    #[test]
+    fn chunked_pushes_equal_one_push() {
+        let sr = 6000;
+        let signal = test_signal(6000 * 3 + 17, sr);
+        let whole = hash_all(&signal, sr, 5).unwrap();
+        let mut h = Hasher::new(sr, 5).unwrap();
+        for chunk in signal.chunks(777) {
+            h.push(chunk);
+        }
+        h.push(&[]);
+        assert_eq!(h.finish().unwrap(), whole);
+    }
+
+    #[test]
+    fn toggles_have_exactly_p_bits() {
+        let sr = 6000;
+        let signal = test_signal(6000 * 2, sr);
+        for p in 0..=MAX_TOGGLE_BITS {
+            let fp = hash_all(&signal, sr, p).unwrap();
+            assert!(fp.toggles.iter().all(|t| t.count_ones() == p), "p = {p}");
+        }
+    }
+
+    #[test]
+    fn toggles_pick_smallest_abs_d_with_ties_by_index() {
+        // prev all zero; next chosen so D[m] = next[m] - next[m+1] is known.
+        let prev = [0f32; NUM_BANDS];
+        let mut next = [0f32; NUM_BANDS];
+        // Build next backwards so that D[m] = target[m].
+        let mut target = [5f32; NUM_BITS];
+        target[3] = -0.5; // smallest |D|
+        target[7] = 1.0; // ties with 20
+        target[20] = -1.0;
+        target[30] = 2.0;
+        for m in (0..NUM_BITS).rev() {
+            next[m] = next[m + 1] + target[m];
+        }
+        let (hash, toggle) = hash_bits(&prev, &next, 3);
+        let expected_toggle = (0x8000_0000u32 >> 3) | (0x8000_0000 >> 7) | (0x8000_0000 >> 20);
+        assert_eq!(toggle, expected_toggle);
+        // D > 0 everywhere except bits 3 and 20.
+        let expected_hash = !((0x8000_0000u32 >> 3) | (0x8000_0000 >> 20));
+        assert_eq!(hash, expected_hash);
+        // With p = 4 the next smallest is bit 30 (|D| = 2).
+        let (_, toggle4) = hash_bits(&prev, &next, 4);
+        assert_eq!(toggle4, expected_toggle | (0x8000_0000 >> 30));
+    }
+
+    #[test]
+    fn hash_ignores_gain() {
+        // Every bit is the sign of a linear combination of band energies, so a gain
+        // (a power of two, exact in float) leaves the hash unchanged.
+        let sr = 6000;
+        let signal = test_signal(6000 * 2, sr);
+        let louder: Vec<f32> = signal.iter().map(|s| s * 4.0).collect();
+        assert_eq!(
+            hash_all(&signal, sr, 4).unwrap().hashes,
+            hash_all(&louder, sr, 4).unwrap().hashes
+        );
+    }
+
+    #[test]
+    fn too_short_and_bad_options_are_errors() {
+        let sr = 6000;
+        let short = test_signal(min_samples(sr) - 1, sr);
+        assert!(matches!(
+            hash_all(&short, sr, 4),
+            Err(ClientError::TooShort { .. })
+        ));
+        assert!(hash_all(&test_signal(min_samples(sr), sr), sr, 4).is_ok());
+        assert!(matches!(
+            Hasher::new(5999, 4),
+            Err(ClientError::BadOption(_))
+        ));
+        assert!(matches!(
+            Hasher::new(6000, 9),
+            Err(ClientError::BadOption(_))
+        ));
+    }
+
+    #[test]
+    fn sparse_band_table_matches_dense_energies() {
+        let sr = 6000;
+        let frame_len = frame_length(sr);
+        let sparse = BandWeights::new(sr, frame_len);
+        assert!(sparse.len() < NUM_BANDS * (frame_len / 2 + 1));
+        let mag: Vec<f32> = (0..=frame_len / 2)
+            .map(|j| 1.0 + (j as f32 * 0.37).sin().abs())
+            .collect();
+        let mut got = [0f32; NUM_BANDS];
+        sparse.energies(&mag, &mut got);
+        let bin_hz = 3000.0 / (frame_len / 2) as f64;
+        let bark = |f: f64| 6.0 * (f / 600.0).asinh();
+        for (b, centre) in BAND_CENTRES_HZ.iter().enumerate() {
+            let dense: f64 = mag
+                .iter()
+                .enumerate()
+                .map(|(j, &m)| {
+                    let d = bark(j as f64 * bin_hz) - bark(*centre);
+                    let w = 10f64.powf((-2.5 * (d / 1.06 - 0.5)).min(d / 1.06 + 0.5).min(0.0));
+                    w * f64::from(m)
+                })
+                .sum();
+            let rel = (f64::from(got[b]) - dense).abs() / dense;
+            assert!(rel < 1e-5, "band {b}: sparse {} dense {dense}", got[b]);
+        }
+    }
+}

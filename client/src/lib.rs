@@ -12,4 +12,6 @@ pub mod fingerprint;
 pub mod resample;
 pub mod store;
 
+pub use audiohash::{Fingerprint, Hasher};
 pub use error::ClientError;
+pub use fingerprint::{fingerprint_file, fingerprint_samples, fingerprint_source, HashOptions};

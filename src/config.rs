@@ -1,0 +1,70 @@
+//! Module configs, visible as `CONFIG GET auscout.*`, settable with
+//! `CONFIG SET`, in `redis.conf` after the `loadmodule` line, or as
+//! `loadmodule libauscout.so default-threshold 0.3 max-toggle-bits 6`.
+//!
+//! Redis 7.0 has no float configs, so the threshold is a string config that
+//! validates its value on every set (a bad value fails `CONFIG SET` and a bad
+//! `loadmodule` argument fails the load).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use redis_module::configuration::ConfigurationContext;
+use redis_module::{ConfigurationValue, RedisError, RedisString};
+
+/// `auscout.default-threshold`: lookups without an explicit threshold use it.
+pub const DEFAULT_THRESHOLD: f64 = 0.25;
+pub const DEFAULT_THRESHOLD_STR: &str = "0.25";
+/// `auscout.max-toggle-bits`: toggle masks with more set bits are refused;
+/// each bit doubles the probes of a frame, so the cap bounds lookup time.
+pub const DEFAULT_MAX_TOGGLE_BITS: i64 = 8;
+/// Upper bound of the toggle cap itself (2^16 probes per frame is already slow).
+pub const MAX_TOGGLE_BITS_LIMIT: i64 = 16;
+
+/// An `f64` in [0, 1] stored as its bits so it can be read without a lock.
+pub struct ThresholdConfig(AtomicU64);
+
+impl ThresholdConfig {
+    pub const fn new(v: f64) -> Self {
+        Self(AtomicU64::new(v.to_bits()))
+    }
+
+    pub fn value(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Parses a threshold: a finite number in [0, 1].
+pub fn parse_threshold(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("threshold '{s}' is not a number"))?;
+    if v.is_nan() || !(0.0..=1.0).contains(&v) {
+        return Err(format!("threshold '{s}' is outside [0, 1]"));
+    }
+    Ok(v)
+}
+
+impl ConfigurationValue<RedisString> for ThresholdConfig {
+    fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
+        RedisString::create(None, self.value().to_string())
+    }
+
+    fn set(&self, _ctx: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let s = val.try_as_str()?;
+        let v = parse_threshold(s).map_err(RedisError::String)?;
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+pub static THRESHOLD: ThresholdConfig = ThresholdConfig::new(DEFAULT_THRESHOLD);
+pub static MAX_TOGGLE_BITS: AtomicI64 = AtomicI64::new(DEFAULT_MAX_TOGGLE_BITS);
+
+pub fn default_threshold() -> f64 {
+    THRESHOLD.value()
+}
+
+pub fn max_toggle_bits() -> u32 {
+    u32::try_from(MAX_TOGGLE_BITS.load(Ordering::Relaxed)).unwrap_or(0)
+}
