@@ -59,13 +59,19 @@ struct SimIndex {
 
 impl SimIndex {
     fn new(target_slot: u32) -> Self {
-        let hashes: Vec<u32> = (0..u64::from(TRACKS * FRAMES)).map(|i| (mix(i) >> 32) as u32).collect();
+        let hashes: Vec<u32> = (0..u64::from(TRACKS * FRAMES))
+            .map(|i| (mix(i) >> 32) as u32)
+            .collect();
         let mut target = Postings::default();
         let start = (target_slot * FRAMES) as usize;
         for (pos, &h) in hashes[start..start + FRAMES as usize].iter().enumerate() {
             target.entry(h).or_default().push(pos as u32);
         }
-        SimIndex { hashes, target, target_slot }
+        SimIndex {
+            hashes,
+            target,
+            target_slot,
+        }
     }
 }
 
@@ -111,7 +117,11 @@ fn query(src: &SimIndex, matching: bool) -> (Vec<u32>, Vec<u32>) {
         while mask.count_ones() < 4 {
             mask |= 1 << (rnd() % 32);
         }
-        let mut h = if matching { base[5000 + i] } else { (rnd() >> 32) as u32 };
+        let mut h = if matching {
+            base[5000 + i]
+        } else {
+            (rnd() >> 32) as u32
+        };
         if rnd() % 10 < 3 {
             let bits: Vec<u32> = (0..32).filter(|b| mask & (1 << b) != 0).collect();
             h ^= (1 << bits[0]) | (1 << bits[2]);
@@ -125,7 +135,10 @@ fn query(src: &SimIndex, matching: bool) -> (Vec<u32>, Vec<u32>) {
 /// CPU time of this thread in ns, so other load on the machine does not
 /// inflate the figure.
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc != 0 {
@@ -141,7 +154,11 @@ fn bench(c: &mut Criterion) {
     for (name, matching) in [("matching", true), ("non_matching", false)] {
         let (q, t) = query(&src, matching);
         let got = lookup(&src, &q, &t, &params).unwrap_or_default();
-        assert_eq!(got.first().map(|m| (m.id, m.position)), matching.then_some((778, 5000)), "{name}");
+        assert_eq!(
+            got.first().map(|m| (m.id, m.position)),
+            matching.then_some((778, 5000)),
+            "{name}"
+        );
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let start = thread_cpu_ns();
