@@ -58,13 +58,34 @@ impl ConfigurationValue<RedisString> for ThresholdConfig {
     }
 }
 
+/// The toggle cap. Checks its range on every set: Redis 7.0 checks the
+/// bounds of `CONFIG SET`, but not of a default taken from `loadmodule` arguments.
+pub struct ToggleCapConfig(AtomicI64);
+
+impl ConfigurationValue<i64> for ToggleCapConfig {
+    fn get(&self, _ctx: &ConfigurationContext) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, _ctx: &ConfigurationContext, val: i64) -> Result<(), RedisError> {
+        if !(0..=MAX_TOGGLE_BITS_LIMIT).contains(&val) {
+            return Err(RedisError::String(format!(
+                "max-toggle-bits {val} is outside 0..={MAX_TOGGLE_BITS_LIMIT}"
+            )));
+        }
+        self.0.store(val, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 pub static THRESHOLD: ThresholdConfig = ThresholdConfig::new(DEFAULT_THRESHOLD);
-pub static MAX_TOGGLE_BITS: AtomicI64 = AtomicI64::new(DEFAULT_MAX_TOGGLE_BITS);
+pub static MAX_TOGGLE_BITS: ToggleCapConfig =
+    ToggleCapConfig(AtomicI64::new(DEFAULT_MAX_TOGGLE_BITS));
 
 pub fn default_threshold() -> f64 {
     THRESHOLD.value()
 }
 
 pub fn max_toggle_bits() -> u32 {
-    u32::try_from(MAX_TOGGLE_BITS.load(Ordering::Relaxed)).unwrap_or(0)
+    u32::try_from(MAX_TOGGLE_BITS.0.load(Ordering::Relaxed)).unwrap_or(0)
 }

@@ -10,9 +10,9 @@ use auscout_core::wire::encode_u32_be;
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 
-use crate::guard;
 use crate::rdb::{self, LoadError, RdbRead, RdbWrite, ENCVER_CURRENT};
 use crate::value::IndexValue;
+use crate::{dropper, guard};
 
 /// The type name of the C++ module too, so its RDB files load here.
 pub const TYPE_NAME: &str = "AuScoutDS";
@@ -177,7 +177,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 unsafe extern "C" fn free(value: *mut c_void) {
     guard::callback("free", (), || {
         if !value.is_null() {
-            drop(unsafe { Box::from_raw(value.cast::<IndexValue>()) });
+            dropper::drop_value(unsafe { Box::from_raw(value.cast::<IndexValue>()) });
         }
     })
 }

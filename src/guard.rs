@@ -41,12 +41,12 @@ pub fn callback<T>(name: &str, fallback: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(v) => v,
         Err(payload) => {
-            // No context here (callbacks may run off the main thread): stderr
-            // ends up in the server's log.
-            eprintln!(
+            // No context here (callbacks may run off the main thread); the
+            // context-free log call still reaches the server log.
+            redis_module::logging::log_warning(format!(
                 "auscout: {name} callback panicked: {}",
                 panic_message(payload.as_ref())
-            );
+            ));
             fallback
         }
     }

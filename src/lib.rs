@@ -6,13 +6,15 @@
 //! - [`datatype`]: the type callbacks; [`rdb`]: the on-disk encodings;
 //!   [`aof`]: AOF rewrite.
 //! - [`config`]: module configs; [`info`] and [`stats`]: the INFO section.
-//! - [`guard`]: keeps panics from unwinding into Redis.
+//! - [`guard`]: keeps panics from unwinding into Redis; [`dropper`]: frees
+//!   big indexes off the main thread.
 
 mod aof;
 mod args;
 mod commands;
 mod config;
 mod datatype;
+mod dropper;
 mod error;
 mod guard;
 mod info;

@@ -157,8 +157,10 @@ fn load_legacy(r: &mut dyn RdbRead, warn: &mut dyn FnMut(&str)) -> Result<Index,
 
 /// Rebuilds a legacy track's hash sequence from its stored `(hash, position)`
 /// pairs: frame `p` takes the hash stored at `p`, or the one before it when a
-/// run of repeats was stored once; frames before the first stored position
-/// take the first hash.
+/// run of repeats was stored once. The C++ module compared each hash with the
+/// previous one starting from 0, so frames before the first stored position
+/// were hashes equal to 0. (Repeats at the very end of a track were not
+/// stored and cannot be recovered: the sequence ends at the last position.)
 pub fn rebuild_sequence(id: TrackId, mut stored: Vec<(u64, i64)>) -> Result<Vec<u32>, LoadError> {
     if stored.is_empty() {
         return Err(LoadError::Corrupt(format!("track {id} has no frames")));
@@ -183,7 +185,7 @@ pub fn rebuild_sequence(id: TrackId, mut stored: Vec<(u64, i64)>) -> Result<Vec<
         .map_err(|_| LoadError::Corrupt(format!("track {id} too long")))?;
     let mut seq = Vec::with_capacity(len);
     let mut pairs = stored.iter().peekable();
-    let mut current = stored.first().map_or(0, |&(h, _)| h as u32);
+    let mut current = 0u32;
     for frame in 0..len {
         while let Some(&&(hash, pos)) = pairs.peek() {
             if usize::try_from(pos).is_ok_and(|p| p <= frame) {
@@ -300,10 +302,11 @@ mod tests {
     }
 
     #[test]
-    fn rebuild_fills_leading_gap_with_first_hash() {
+    fn rebuild_fills_leading_gap_with_zero_hashes() {
+        // The C++ module skipped leading hashes equal to its initial "previous" 0.
         assert_eq!(
             rebuild_sequence(1, vec![(5, 2), (6, 3)]).unwrap(),
-            vec![5, 5, 5, 6]
+            vec![0, 0, 5, 6]
         );
     }
 

@@ -14,13 +14,26 @@ fn signed(v: u64) -> i64 {
 
 pub struct IndexValue {
     index: Index,
+    /// Still counted in the INFO counters (see [`IndexValue::uncount`]).
+    counted: bool,
 }
 
 impl IndexValue {
     /// Wraps a new or freshly loaded index and counts it.
     pub fn new(index: Index) -> Self {
         stats::index_added(index.track_count(), index.frame_count());
-        Self { index }
+        Self {
+            index,
+            counted: true,
+        }
+    }
+
+    /// Removes this value from the INFO counters now, ahead of a drop that
+    /// happens later on another thread, so INFO never shows freed indexes.
+    pub fn uncount(&mut self) {
+        if std::mem::replace(&mut self.counted, false) {
+            stats::index_removed(self.index.track_count(), self.index.frame_count());
+        }
     }
 
     pub fn index(&self) -> &Index {
@@ -68,6 +81,6 @@ impl Clone for IndexValue {
 
 impl Drop for IndexValue {
     fn drop(&mut self) {
-        stats::index_removed(self.index.track_count(), self.index.frame_count());
+        self.uncount();
     }
 }

@@ -617,6 +617,10 @@ fn info_section_counts_indexes_tracks_frames_and_lookups() {
     add(&mut c, "a", &[1, 2, 3]);
     add(&mut c, "a", &[4]);
     add(&mut c, "b", &[5, 6]);
+    // Big enough to be freed on the background thread: INFO must not lag.
+    let big: Vec<u32> = (0..70_000).collect();
+    add(&mut c, "big", &big);
+    let _: i64 = cmd("DEL").arg("big").query(&mut c).unwrap();
     let f = |c: &mut Connection, name: &str| info_field(c, "auscout", name).unwrap_or_default();
     assert_eq!(f(&mut c, "auscout_indexes"), "2");
     assert_eq!(f(&mut c, "auscout_tracks"), "3");
@@ -656,12 +660,34 @@ fn writes_send_keyspace_notifications() {
         .unwrap();
     let id = add(&mut c, "idx", &[1]);
     let _: i64 = cmd("auscout.del").arg("idx").arg(id).query(&mut c).unwrap();
+    let id = addtrack(&mut c, "idx", &[1], "d");
+    let _: i64 = cmd("auscout.append")
+        .arg("idx")
+        .arg(id)
+        .arg(wire(&[2]))
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("auscout.setnextid")
+        .arg("idx")
+        .arg(50)
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("auscout.delkey").arg("idx").query(&mut c).unwrap();
+    let expected = [
+        "auscout.add",
+        "auscout.del",
+        "del",
+        "auscout.addtrack",
+        "auscout.append",
+        "auscout.setnextid",
+        "del",
+    ];
     let mut events = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..expected.len() {
         let msg = pubsub.get_message().unwrap();
         events.push(msg.get_payload::<String>().unwrap());
     }
-    assert_eq!(events, vec!["auscout.add", "auscout.del", "del"]);
+    assert_eq!(events, expected);
 }
 
 #[test]
@@ -686,4 +712,56 @@ fn commands_declare_keys_and_flags() {
         .query(&mut c)
         .unwrap();
     assert_eq!(keys, vec!["idx"]);
+}
+
+#[test]
+fn an_invalid_config_argument_refuses_to_load() {
+    // A valid argument list first, so the check below is known to tell the cases apart.
+    let cases: [(&[&str], bool); 4] = [
+        (&["default-threshold", "0.5"], true),
+        (&["default-threshold", "abc"], false),
+        (&["default-threshold", "1.5"], false),
+        (&["max-toggle-bits", "99"], false),
+    ];
+    for (args, loads) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(
+            std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
+        )
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--loadmodule")
+        .arg(common::module_path())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut exited = None;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                exited = Some(status);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if loads {
+            assert!(exited.is_none(), "{args:?}: server exited ({exited:?})");
+        } else {
+            assert!(
+                exited.is_some_and(|s| !s.success()),
+                "{args:?}: server kept running"
+            );
+        }
+    }
 }

@@ -42,7 +42,11 @@ fn digest(c: &mut Connection, key: &str) -> Vec<String> {
 
 #[test]
 fn replica_has_the_same_ids_answers_and_digest() {
-    let primary = Server::start();
+    // (no 5 s wait for more replicas before the full sync)
+    let primary = Server::builder()
+        .arg("--repl-diskless-sync-delay")
+        .arg("0")
+        .start();
     let replica = Server::start();
     let mut p = primary.conn();
     let mut r = replica.conn();
@@ -78,6 +82,25 @@ fn replica_has_the_same_ids_answers_and_digest() {
         }
         tracks.push(h);
     }
+    // Auto ids inside MULTI/EXEC and from a script replicate as explicit ids too.
+    let _: Value = redis::pipe()
+        .atomic()
+        .cmd("auscout.add")
+        .arg("idx")
+        .arg(wire(&[11, 12]))
+        .cmd("auscout.addtrack")
+        .arg("idx")
+        .arg(wire(&[13]))
+        .arg("in multi")
+        .query(&mut p)
+        .unwrap();
+    let _: i64 = cmd("EVAL")
+        .arg("return redis.call('auscout.addtrack', KEYS[1], ARGV[1], 'from lua')")
+        .arg(1)
+        .arg("idx")
+        .arg(wire(&[14, 15, 16]))
+        .query(&mut p)
+        .unwrap();
     let last: i64 = cmd("auscout.add")
         .arg("idx")
         .arg(wire(&[1, 2, 3]))
@@ -122,6 +145,10 @@ fn replica_has_the_same_ids_answers_and_digest() {
             .arg(&t)
             .query(&mut r)
             .unwrap();
+        assert!(
+            matches!(&a, Value::Array(hits) if !hits.is_empty()),
+            "{a:?}"
+        );
         assert_eq!(a, b);
     }
     // Writes are refused on the replica.

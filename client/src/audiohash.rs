@@ -6,7 +6,7 @@
 //! the band energies of the last three frames, so memory does not grow with
 //! the length of the input (apart from the output, 8 bytes per hash).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
@@ -84,24 +84,32 @@ struct BandWeights {
 
 impl BandWeights {
     fn new(sr: u32, frame_len: usize) -> Self {
-        let bins = frame_len / 2 + 1;
         let bin_hz = (f64::from(sr) / 2.0) / (frame_len / 2) as f64;
         let bark = |f: f64| 6.0 * (f / 600.0).asinh();
+        let bin_barks: Vec<f64> = (0..=frame_len / 2)
+            .map(|j| bark(j as f64 * bin_hz))
+            .collect();
         let mut runs = Vec::with_capacity(NUM_BANDS);
         let mut weights = Vec::new();
         for centre in BAND_CENTRES_HZ {
             let centre_bark = bark(centre);
-            let weight = |j: usize| {
-                let d = bark(j as f64 * bin_hz) - centre_bark;
-                let lo = -2.5 * (d / 1.06 - 0.5);
-                let hi = d / 1.06 + 0.5;
-                10f64.powf(lo.min(hi).min(0.0))
-            };
-            let kept: Vec<usize> = (0..bins).filter(|&j| weight(j) >= WEIGHT_FLOOR).collect();
-            let first = kept.first().copied().unwrap_or(0);
-            let last = kept.last().copied().map_or(0, |l| l + 1);
-            runs.push((first, weights.len(), last.saturating_sub(first)));
-            weights.extend((first..last).map(|j| weight(j) as f32));
+            let all: Vec<f64> = bin_barks
+                .iter()
+                .map(|b| {
+                    let d = b - centre_bark;
+                    let lo = -2.5 * (d / 1.06 - 0.5);
+                    let hi = d / 1.06 + 0.5;
+                    10f64.powf(lo.min(hi).min(0.0))
+                })
+                .collect();
+            let first = all.iter().position(|&w| w >= WEIGHT_FLOOR).unwrap_or(0);
+            let end = all
+                .iter()
+                .rposition(|&w| w >= WEIGHT_FLOOR)
+                .map_or(0, |l| l + 1);
+            let kept = all.get(first..end).unwrap_or(&[]);
+            runs.push((first, weights.len(), kept.len()));
+            weights.extend(kept.iter().map(|&w| w as f32));
         }
         BandWeights { runs, weights }
     }
@@ -124,20 +132,51 @@ impl BandWeights {
 /// A dot product in eight independent lanes, so the compiler can vectorise it
 /// (a single running sum would force strict left-to-right float order).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
     let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (xa, xb) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += xa[i] * xb[i];
+    for (xa, xb) in ca.iter().zip(cb) {
+        for ((l, x), y) in lanes.iter_mut().zip(xa).zip(xb) {
+            *l += x * y;
         }
     }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
     lanes.iter().sum::<f32>() + tail
+}
+
+/// What every hasher at one sample rate shares: the Hamming window, the FFT
+/// plan and the band-weight table. Building them costs ~2 ms (34k `powf`s),
+/// which would dominate hashing a short query clip, so they are built once
+/// per rate and process.
+struct FrameTables {
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    bands: BandWeights,
+}
+
+impl FrameTables {
+    fn for_rate(sr: u32) -> Arc<FrameTables> {
+        static CACHE: Mutex<Vec<(u32, Arc<FrameTables>)>> = Mutex::new(Vec::new());
+        // A poisoned lock only means another thread panicked mid-insert; the
+        // list itself is always valid.
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, tables)) = cache.iter().find(|(rate, _)| *rate == sr) {
+            return Arc::clone(tables);
+        }
+        let frame_len = frame_length(sr);
+        let denom = (frame_len - 1) as f64;
+        let tables = Arc::new(FrameTables {
+            window: (0..frame_len)
+                .map(|i| {
+                    (0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / denom).cos()) as f32
+                })
+                .collect(),
+            fft: RealFftPlanner::<f32>::new().plan_fft_forward(frame_len),
+            bands: BandWeights::new(sr, frame_len),
+        });
+        cache.push((sr, Arc::clone(&tables)));
+        tables
+    }
 }
 
 /// Streaming frame hasher: `new`, any number of `push`es, `finish`.
@@ -146,13 +185,11 @@ pub struct Hasher {
     toggle_bits: u32,
     frame_len: usize,
     hop: usize,
-    window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    tables: Arc<FrameTables>,
     fft_in: Vec<f32>,
     fft_out: Vec<Complex<f32>>,
     fft_scratch: Vec<Complex<f32>>,
     magnitudes: Vec<f32>,
-    bands: BandWeights,
     /// Samples not yet consumed by a frame; frames start at `pending[next_frame..]`.
     pending: Vec<f32>,
     next_frame: usize,
@@ -178,23 +215,17 @@ impl Hasher {
             )));
         }
         let frame_len = frame_length(sr);
-        let denom = (frame_len - 1) as f64;
-        let window = (0..frame_len)
-            .map(|i| (0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / denom).cos()) as f32)
-            .collect();
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(frame_len);
+        let tables = FrameTables::for_rate(sr);
         Ok(Hasher {
             sr,
             toggle_bits,
             frame_len,
             hop: frame_len / 32,
-            window,
-            fft_in: fft.make_input_vec(),
-            fft_out: fft.make_output_vec(),
-            fft_scratch: fft.make_scratch_vec(),
-            fft,
+            fft_in: tables.fft.make_input_vec(),
+            fft_out: tables.fft.make_output_vec(),
+            fft_scratch: tables.fft.make_scratch_vec(),
+            tables,
             magnitudes: vec![0.0; frame_len / 2 + 1],
-            bands: BandWeights::new(sr, frame_len),
             pending: Vec::with_capacity(2 * frame_len),
             next_frame: 0,
             energies: [[0.0; NUM_BANDS]; 3],
@@ -222,7 +253,7 @@ impl Hasher {
 
     /// Number of band weights kept in the sparse table (out of `33 × (L/2+1)`).
     pub fn band_weight_count(&self) -> usize {
-        self.bands.len()
+        self.tables.bands.len()
     }
 
     /// Feeds more mono samples at `sr`; hashes every frame that is now complete.
@@ -260,12 +291,13 @@ impl Hasher {
     /// the frame before it once two neighbours exist.
     fn hash_frame(&mut self, start: usize) {
         let frame = &self.pending[start..start + self.frame_len];
-        for ((x, s), w) in self.fft_in.iter_mut().zip(frame).zip(&self.window) {
+        let tables = &*self.tables;
+        for ((x, s), w) in self.fft_in.iter_mut().zip(frame).zip(&tables.window) {
             *x = s * w;
         }
         // Lengths come from the plan itself, so this cannot fail; a failure would
         // leave the previous spectrum in place rather than panic.
-        let _ = self.fft.process_with_scratch(
+        let _ = tables.fft.process_with_scratch(
             &mut self.fft_in,
             &mut self.fft_out,
             &mut self.fft_scratch,
@@ -275,7 +307,7 @@ impl Hasher {
         }
         let f = self.frames;
         let mut current = [0f32; NUM_BANDS];
-        self.bands.energies(&self.magnitudes, &mut current);
+        tables.bands.energies(&self.magnitudes, &mut current);
         self.energies[f % 3] = current;
         self.frames += 1;
         if f >= 2 {
@@ -303,18 +335,26 @@ fn hash_bits(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, 
         }
         abs_d[m] = d.abs();
     }
-    let mut toggle = 0u32;
-    if p > 0 {
-        let mut order: [u8; NUM_BITS] = std::array::from_fn(|m| m as u8);
-        order.sort_unstable_by(|&a, &b| {
-            abs_d[usize::from(a)]
-                .total_cmp(&abs_d[usize::from(b)])
-                .then(a.cmp(&b))
-        });
-        for &m in order.iter().take(p as usize) {
-            toggle |= 0x8000_0000 >> m;
+    // Insertion into the `p` best so far: p <= 8 of 32, cheaper than a sort.
+    // Strict `<` keeps the earlier (lower) bit on ties.
+    let p = (p as usize).min(MAX_TOGGLE_BITS as usize);
+    let mut best = [(f32::INFINITY, 0usize); MAX_TOGGLE_BITS as usize];
+    let mut filled = 0;
+    for (m, &a) in abs_d.iter().enumerate() {
+        if p == 0 || (filled == p && a.total_cmp(&best[p - 1].0).is_ge()) {
+            continue;
         }
+        let mut i = filled.min(p - 1);
+        while i > 0 && a.total_cmp(&best[i - 1].0).is_lt() {
+            best[i] = best[i - 1];
+            i -= 1;
+        }
+        best[i] = (a, m);
+        filled = (filled + 1).min(p);
     }
+    let toggle = best[..p]
+        .iter()
+        .fold(0u32, |t, &(_, m)| t | (0x8000_0000 >> m));
     (hash, toggle)
 }
 
@@ -411,6 +451,33 @@ mod tests {
         // With p = 4 the next smallest is bit 30 (|D| = 2).
         let (_, toggle4) = hash_bits(&prev, &next, 4);
         assert_eq!(toggle4, expected_toggle | (0x8000_0000 >> 30));
+    }
+
+    #[test]
+    fn toggle_selection_equals_a_full_sort() {
+        // |D| values from a small set, so ties are everywhere.
+        let mut state = 0xdead_beefu32;
+        for _ in 0..500 {
+            let prev = [0f32; NUM_BANDS];
+            let mut next = [0f32; NUM_BANDS];
+            let mut abs_d = [0f32; NUM_BITS];
+            for m in (0..NUM_BITS).rev() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let d = (state % 7) as f32 - 3.0;
+                abs_d[m] = d.abs();
+                next[m] = next[m + 1] + d;
+            }
+            let mut order: Vec<usize> = (0..NUM_BITS).collect();
+            order.sort_by(|&a, &b| abs_d[a].total_cmp(&abs_d[b]).then(a.cmp(&b)));
+            for p in 0..=MAX_TOGGLE_BITS {
+                let expected = order[..p as usize]
+                    .iter()
+                    .fold(0u32, |t, &m| t | (0x8000_0000 >> m));
+                assert_eq!(hash_bits(&prev, &next, p).1, expected, "p = {p}");
+            }
+        }
     }
 
     #[test]

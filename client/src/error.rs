@@ -22,4 +22,32 @@ pub enum ClientError {
     /// The resampler refused its input; a bug rather than bad input, but reported, not panicked.
     #[error("resampling failed: {0}")]
     Resample(String),
+    /// The server could not be reached or refused the credentials.
+    #[error("cannot connect to {target}: {}", one_line(source))]
+    Connect {
+        target: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A Redis command failed (error reply, lost connection after retries).
+    #[error("{}", one_line(.0))]
+    Redis(#[from] redis::RedisError),
+    /// The server answered something this client does not understand.
+    #[error("unexpected reply to {command}: {detail}")]
+    Reply {
+        command: &'static str,
+        detail: String,
+    },
+    /// The sharding metadata of an index disagrees with the request.
+    #[error("index {key}: {detail}")]
+    Layout { key: String, detail: String },
+}
+
+/// Redis error texts can span lines (server replies, composite cluster
+/// errors); the CLI promises one line per problem.
+fn one_line(err: &redis::RedisError) -> String {
+    err.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -9,7 +9,9 @@ pub mod audiohash;
 pub mod decode;
 pub mod error;
 pub mod fingerprint;
+pub mod reply;
 pub mod resample;
+pub mod shard;
 pub mod store;
 
 pub use audiohash::{Fingerprint, Hasher};

@@ -122,11 +122,13 @@ impl Engine {
         let construction = |e: rubato::ResamplerConstructionError| {
             ClientError::Resample(format!("cannot resample {from} Hz to {to} Hz: {e}"))
         };
-        // About FFT_BLOCK_OUT output frames per FFT block, in an even number of
+        // At least FFT_BLOCK_OUT output frames per FFT block, in an even number of
         // minimal blocks: the filter is centred half a block in, which is a whole
         // sample on both sides only when both block lengths are even (an odd input
         // block shifts the output by half an input sample).
-        let blocks = FFT_BLOCK_OUT.div_ceil(min_out).next_multiple_of(2);
+        // A power of two, so the FFT length (2 × blocks × min_in) factors into small
+        // primes: 44.1 kHz → 6 kHz gets 2^8·3·7², not 2·3·7²·103 (Rader's algorithm).
+        let blocks = FFT_BLOCK_OUT.div_ceil(min_out).next_power_of_two().max(2);
         let block_in = blocks * min_in;
         // Rate pairs with a tiny common divisor have blocks of a second or more
         // already: one block per call is enough for them.

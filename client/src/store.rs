@@ -1,1 +1,686 @@
-//! SKELETON: filled in by the client work.
+//! The Redis side of the client: connections (one server or a Redis Cluster),
+//! the module's commands, and one logical index spread over shards
+//! ([`crate::shard`]).
+//!
+//! A [`Store`] is shared by the worker threads: each call borrows a
+//! connection from a small pool (one per thread at most), so files are
+//! fingerprinted and sent in parallel without a connection per file.
+//! Transient failures — a lost connection, `-TRYAGAIN`, `-CLUSTERDOWN`
+//! while a replica takes over, a redirect the cluster client gave up on —
+//! are retried with backoff for a bounded time; everything else is reported.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use auscout_core::wire::encode_u32_be;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Cmd, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, Value};
+
+use crate::error::ClientError;
+use crate::reply::{self, ListPage};
+use crate::shard::{self, Layout};
+
+/// How long to wait for a TCP connection before calling a server unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long transient errors are retried before the call fails. A cluster
+/// failover takes `cluster-node-timeout` plus an election: seconds.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+/// Tracks per `auscout.list` page when reading the descriptions.
+const LIST_PAGE: u32 = 1000;
+
+/// Where the server is: one Redis, or any node of a Redis Cluster.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    info: ConnectionInfo,
+    cluster: bool,
+    shown: String,
+}
+
+impl Endpoint {
+    /// From a `redis://[user:pass@]host:port/db` URL, or a host (a path
+    /// starting with `/` is a Unix socket) and port.
+    pub fn new(
+        url: Option<&str>,
+        host: &str,
+        port: u16,
+        cluster: bool,
+    ) -> Result<Self, ClientError> {
+        let (info, shown) = match url {
+            Some(url) => (url.into_connection_info(), redact(url)),
+            None if host.starts_with('/') => (
+                format!("unix://{host}").into_connection_info(),
+                host.to_owned(),
+            ),
+            None => (
+                (host, port).into_connection_info(),
+                format!("{host}:{port}"),
+            ),
+        };
+        let info = info.map_err(|source| ClientError::Connect {
+            target: shown.clone(),
+            source,
+        })?;
+        Ok(Endpoint {
+            info,
+            cluster,
+            shown,
+        })
+    }
+
+    /// The server as shown in messages (password removed).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    fn connect(&self) -> Result<Conn, ClientError> {
+        let wrap = |source| ClientError::Connect {
+            target: self.shown.clone(),
+            source,
+        };
+        if self.cluster {
+            let client = ClusterClient::builder(vec![self.info.clone()])
+                .connection_timeout(CONNECT_TIMEOUT)
+                .build()
+                .map_err(wrap)?;
+            Ok(Conn::Cluster(Box::new(
+                client.get_connection().map_err(wrap)?,
+            )))
+        } else {
+            let client = redis::Client::open(self.info.clone()).map_err(wrap)?;
+            Ok(Conn::Single(
+                client
+                    .get_connection_with_timeout(CONNECT_TIMEOUT)
+                    .map_err(wrap)?,
+            ))
+        }
+    }
+}
+
+/// Hides the password of a URL shown in messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn run(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self {
+            Conn::Single(c) => cmd.query(c),
+            Conn::Cluster(c) => cmd.query(c.as_mut()),
+        }
+    }
+
+    /// Sends all commands before reading any reply: on a cluster the nodes
+    /// work on them in parallel (the fan-out of a sharded lookup).
+    fn run_all(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>, RedisError> {
+        match self {
+            Conn::Single(c) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query(c)
+            }
+            Conn::Cluster(c) => {
+                let mut pipe = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                match pipe.query(c.as_mut()) {
+                    // A pipeline hands redirects back as plain errors; one
+                    // command at a time, the cluster client follows them
+                    // (ASKING included) while a slot migrates.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Moved | ErrorKind::Ask | ErrorKind::TryAgain
+                        ) =>
+                    {
+                        cmds.iter().map(|cmd| cmd.query(c.as_mut())).collect()
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+/// A match of a lookup, with the user-visible id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackMatch {
+    pub descr: String,
+    pub id: u64,
+    /// Frame of the track where the query's first frame aligns.
+    pub position: i64,
+    /// In [0, 1]: 0 chance, 1 identical.
+    pub score: f64,
+}
+
+/// Lookup parameters passed to the server; `None` lets its defaults apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LookupOptions {
+    pub threshold: Option<f64>,
+    pub limit: Option<u32>,
+}
+
+/// What [`Store::open`] may do about an index's shard layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read the layout; never write it.
+    Read,
+    /// Create the layout if the index has none yet (`add`).
+    Write,
+}
+
+/// One logical index on one server or cluster.
+pub struct Store {
+    endpoint: Endpoint,
+    layout: Layout,
+    /// Shards to query in a lookup: those that existed when the store was
+    /// opened (a shard no track has reached yet has no key, and the module
+    /// answers a lookup on a missing key with an error).
+    lookup_shards: Vec<u32>,
+    pool: Mutex<Vec<Conn>>,
+}
+
+impl Store {
+    /// Connects (failing at once if the server is unreachable or refuses
+    /// the credentials) and settles the index's layout:
+    /// - a layout remembered in `KEY{meta}` wins; `shards` must agree with it;
+    /// - otherwise `shards`, or on a cluster one shard per master, makes the
+    ///   index sharded — remembered if `access` is [`Access::Write`];
+    /// - otherwise the index is the single key `KEY`.
+    pub fn open(
+        endpoint: Endpoint,
+        key: &str,
+        shards: Option<u32>,
+        access: Access,
+    ) -> Result<Self, ClientError> {
+        let mut conn = endpoint.connect()?;
+        let layout = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)?;
+        let existing = existing_shards(&mut conn, &layout)?;
+        // With no shard there at all, ask them all: the module then says
+        // the index does not exist, which is what the user needs to hear.
+        let lookup_shards = if existing.is_empty() {
+            (0..layout.shard_count()).collect()
+        } else {
+            existing
+        };
+        Ok(Store {
+            endpoint,
+            layout,
+            lookup_shards,
+            pool: Mutex::new(vec![conn]),
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// `auscout.addtrack`: adds a track to its shard, returns its id.
+    pub fn add_track(&self, hashes: &[u32], descr: &str) -> Result<u64, ClientError> {
+        let shard = self.layout.shard_for(descr);
+        let mut cmd = redis::cmd("AUSCOUT.ADDTRACK");
+        cmd.arg(self.layout.shard_key(shard))
+            .arg(encode_u32_be(hashes))
+            .arg(descr);
+        let local = self.with_retries(|c| c.run(&cmd))?;
+        let local =
+            reply::integer(&local).map_err(|detail| bad_reply("auscout.addtrack", detail))?;
+        let local = u64::try_from(local)
+            .map_err(|_| bad_reply("auscout.addtrack", format!("negative id {local}")))?;
+        self.layout
+            .global_id(shard, local)
+            .ok_or_else(|| bad_reply("auscout.addtrack", format!("id {local} too large")))
+    }
+
+    /// `auscout.del` on the shard holding `id`: the number of frames removed.
+    pub fn delete(&self, id: u64) -> Result<i64, ClientError> {
+        let (shard, local) = self.layout.locate(id);
+        let mut cmd = redis::cmd("AUSCOUT.DEL");
+        cmd.arg(self.layout.shard_key(shard)).arg(local);
+        let frames = self.with_retries(|c| c.run(&cmd))?;
+        reply::integer(&frames).map_err(|detail| bad_reply("auscout.del", detail))
+    }
+
+    /// `auscout.lookup` on every shard at once, merged best score first.
+    /// Returns the matches and the time the server round trip took.
+    pub fn lookup(
+        &self,
+        hashes: &[u32],
+        toggles: &[u32],
+        options: LookupOptions,
+    ) -> Result<(Vec<TrackMatch>, Duration), ClientError> {
+        let hashes = encode_u32_be(hashes);
+        let toggles = encode_u32_be(toggles);
+        let cmds: Vec<Cmd> = self
+            .lookup_shards
+            .iter()
+            .map(|&shard| {
+                let mut cmd = redis::cmd("AUSCOUT.LOOKUP");
+                cmd.arg(self.layout.shard_key(shard))
+                    .arg(&hashes)
+                    .arg(&toggles);
+                if let Some(t) = options.threshold {
+                    cmd.arg(t);
+                }
+                if let Some(n) = options.limit {
+                    cmd.arg("LIMIT").arg(n);
+                }
+                cmd
+            })
+            .collect();
+        let (replies, elapsed) = self.with_retries(|c| {
+            let start = Instant::now();
+            let replies = match cmds.as_slice() {
+                [one] => c.run(one).map(|v| vec![v]),
+                many => c.run_all(many),
+            };
+            replies.map(|r| (r, start.elapsed()))
+        })?;
+        let mut found = Vec::new();
+        for (&shard, value) in self.lookup_shards.iter().zip(replies) {
+            for m in reply::matches(value).map_err(|detail| bad_reply("auscout.lookup", detail))? {
+                let id = self
+                    .layout
+                    .global_id(shard, m.id)
+                    .ok_or_else(|| bad_reply("auscout.lookup", format!("id {} too large", m.id)))?;
+                found.push(TrackMatch {
+                    descr: m.descr,
+                    id,
+                    position: m.position,
+                    score: m.score,
+                });
+            }
+        }
+        // Best first; ties by id so the order is reproducible.
+        found.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        if let Some(n) = options.limit {
+            found.truncate(n as usize);
+        }
+        Ok((found, elapsed))
+    }
+
+    /// `auscout.count`: tracks, summed over the shards.
+    pub fn count(&self) -> Result<i64, ClientError> {
+        self.sum("AUSCOUT.COUNT", "auscout.count")
+    }
+
+    /// `auscout.size`: frames, summed over the shards.
+    pub fn size(&self) -> Result<i64, ClientError> {
+        self.sum("AUSCOUT.SIZE", "auscout.size")
+    }
+
+    fn sum(&self, command: &str, shown: &'static str) -> Result<i64, ClientError> {
+        let cmds: Vec<Cmd> = self
+            .layout
+            .keys()
+            .into_iter()
+            .map(|key| {
+                let mut cmd = redis::cmd(command);
+                cmd.arg(key);
+                cmd
+            })
+            .collect();
+        let replies = self.with_retries(|c| c.run_all(&cmds))?;
+        replies.iter().try_fold(0i64, |total, v| {
+            let n = reply::integer(v).map_err(|detail| bad_reply(shown, detail))?;
+            Ok(total.saturating_add(n))
+        })
+    }
+
+    /// The descriptions of every track in the index (`auscout.list`, paged),
+    /// for `add` to skip files indexed by an earlier run.
+    pub fn descriptions(&self) -> Result<std::collections::HashSet<String>, ClientError> {
+        let mut all = std::collections::HashSet::new();
+        for key in self.layout.keys() {
+            // The module refuses to list a missing key; a new index has none.
+            let exists = self.with_retries(|c| c.run(redis::cmd("EXISTS").arg(&key)))?;
+            if reply::integer(&exists).map_err(|detail| bad_reply("EXISTS", detail))? == 0 {
+                continue;
+            }
+            let mut cursor = "0".to_owned();
+            // Bounded: a cursor that never ends would be a server bug, not a
+            // reason to loop forever.
+            for _ in 0..10_000_000 {
+                let mut cmd = redis::cmd("AUSCOUT.LIST");
+                cmd.arg(&key).arg(&cursor).arg("COUNT").arg(LIST_PAGE);
+                let page = self.with_retries(|c| c.run(&cmd))?;
+                let ListPage { next, descrs } =
+                    reply::list_page(page).map_err(|detail| bad_reply("auscout.list", detail))?;
+                all.extend(descrs);
+                match next {
+                    Some(next) if next != cursor => cursor = next,
+                    _ => break,
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Runs `call` on a pooled connection, retrying transient failures on a
+    /// fresh connection with backoff until [`RETRY_FOR`] has passed.
+    fn with_retries<T>(
+        &self,
+        mut call: impl FnMut(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, ClientError> {
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let attempt = self.take_conn().and_then(|mut conn| match call(&mut conn) {
+                Ok(v) => {
+                    self.give_back(conn);
+                    Ok(v)
+                }
+                Err(e) => {
+                    // A connection that saw a server error reply is fine;
+                    // one that saw an I/O error is not reused.
+                    if !is_transient(&e) {
+                        self.give_back(conn);
+                    }
+                    Err(ClientError::Redis(e))
+                }
+            });
+            match attempt {
+                Err(e) if retryable(&e) && Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn take_conn(&self) -> Result<Conn, ClientError> {
+        let pooled = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => self.endpoint.connect(),
+        }
+    }
+
+    fn give_back(&self, conn: Conn) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(conn);
+        }
+    }
+}
+
+/// The shards whose key exists.
+fn existing_shards(conn: &mut Conn, layout: &Layout) -> Result<Vec<u32>, ClientError> {
+    let cmds: Vec<Cmd> = layout
+        .keys()
+        .into_iter()
+        .map(|key| {
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(key);
+            cmd
+        })
+        .collect();
+    let replies = conn.run_all(&cmds)?;
+    let mut existing = Vec::new();
+    for (shard, value) in (0u32..).zip(replies) {
+        if reply::integer(&value).map_err(|detail| bad_reply("EXISTS", detail))? > 0 {
+            existing.push(shard);
+        }
+    }
+    Ok(existing)
+}
+
+/// Reads (or, for `add`, creates) the layout of index `key`.
+fn settle_layout(
+    conn: &mut Conn,
+    cluster: bool,
+    key: &str,
+    shards: Option<u32>,
+    access: Access,
+) -> Result<Layout, ClientError> {
+    let meta_key = shard::meta_key(key);
+    let mut get = redis::cmd("HMGET");
+    get.arg(&meta_key)
+        .arg(shard::META_SHARDS_FIELD)
+        .arg(shard::META_TAGS_FIELD);
+    let stored = read_meta(key, conn.run(&get)?)?;
+    if let Some(layout) = stored {
+        return agree(key, layout, shards);
+    }
+    let wanted = match (shards, cluster) {
+        (Some(n), false) => Layout::numbered(key, n),
+        (Some(n), true) => cluster_layout(conn, key, Some(n))?,
+        (None, true) if access == Access::Write => cluster_layout(conn, key, None)?,
+        // Reading an index that was never sharded: the plain key.
+        (None, _) => {
+            return Ok(Layout::Single {
+                key: key.to_owned(),
+            })
+        }
+    };
+    if access == Access::Read {
+        return Ok(wanted);
+    }
+    let Some((n, tags)) = wanted.meta_fields() else {
+        return Ok(wanted);
+    };
+    // Create-if-absent and read back in one atomic step, so two clients
+    // starting together end up with the same layout.
+    let mut create = redis::cmd("EVAL");
+    create
+        .arg(
+            "if redis.call('EXISTS', KEYS[1]) == 0 then \
+               redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) end \
+             return redis.call('HMGET', KEYS[1], ARGV[1], ARGV[3])",
+        )
+        .arg(1)
+        .arg(&meta_key)
+        .arg(shard::META_SHARDS_FIELD)
+        .arg(n)
+        .arg(shard::META_TAGS_FIELD)
+        .arg(tags);
+    match read_meta(key, conn.run(&create)?)? {
+        Some(layout) => agree(key, layout, shards),
+        None => Err(ClientError::Layout {
+            key: key.to_owned(),
+            detail: format!("could not write {meta_key}"),
+        }),
+    }
+}
+
+/// Parses an `HMGET shards tags` reply; `None` when the index is unsharded.
+fn read_meta(key: &str, value: Value) -> Result<Option<Layout>, ClientError> {
+    let fields = match value {
+        Value::Array(fields) => fields,
+        other => return Err(bad_reply("HMGET", format!("{other:?}"))),
+    };
+    let mut fields = fields.into_iter().map(|v| match v {
+        Value::Nil => None,
+        other => reply::text(other).ok(),
+    });
+    let (shards, tags) = (fields.next().flatten(), fields.next().flatten());
+    let Some(shards) = shards else {
+        return Ok(None);
+    };
+    shard::parse_meta(key, &shards, tags.as_deref())
+        .map(Some)
+        .ok_or_else(|| ClientError::Layout {
+            key: key.to_owned(),
+            detail: format!(
+                "{} holds a layout this client does not understand",
+                shard::meta_key(key)
+            ),
+        })
+}
+
+fn agree(key: &str, layout: Layout, shards: Option<u32>) -> Result<Layout, ClientError> {
+    match shards {
+        Some(n) if n != layout.shard_count() => Err(ClientError::Layout {
+            key: key.to_owned(),
+            detail: format!(
+                "it is sharded over {} keys, not --shards {n}",
+                layout.shard_count()
+            ),
+        }),
+        _ => Ok(layout),
+    }
+}
+
+/// A sharded layout over the masters of a cluster: `shards` of them, or one
+/// per master, each on master `i mod M`.
+fn cluster_layout(conn: &mut Conn, key: &str, shards: Option<u32>) -> Result<Layout, ClientError> {
+    let masters = master_slot_ranges(conn.run(&redis::cmd("CLUSTER").arg("SLOTS").clone())?)?;
+    let n = match shards {
+        Some(n) => n,
+        None => u32::try_from(masters.len()).unwrap_or(u32::MAX).max(1),
+    };
+    let tags = shard::balanced_tags(n, &masters).ok_or_else(|| ClientError::Layout {
+        key: key.to_owned(),
+        detail: "the cluster has no master serving slots".to_owned(),
+    })?;
+    Ok(Layout::Sharded {
+        key: key.to_owned(),
+        tags,
+    })
+}
+
+/// Slot ranges per master from `CLUSTER SLOTS`, masters ordered by their
+/// lowest slot so the shard order is the same from any node.
+fn master_slot_ranges(
+    value: Value,
+) -> Result<Vec<Vec<std::ops::RangeInclusive<u16>>>, ClientError> {
+    let bad = |detail: &str| bad_reply("CLUSTER SLOTS", detail.to_owned());
+    let Value::Array(entries) = value else {
+        return Err(bad("not an array"));
+    };
+    let mut by_master: std::collections::BTreeMap<String, Vec<std::ops::RangeInclusive<u16>>> =
+        std::collections::BTreeMap::new();
+    for entry in entries {
+        let Value::Array(fields) = entry else {
+            return Err(bad("an entry is not an array"));
+        };
+        let mut fields = fields.into_iter();
+        let (Some(start), Some(end), Some(Value::Array(master))) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad("an entry is too short"));
+        };
+        let slot = |v: &Value| reply::integer(v).ok().and_then(|i| u16::try_from(i).ok());
+        let (Some(start), Some(end)) = (slot(&start), slot(&end)) else {
+            return Err(bad("a slot is not a number"));
+        };
+        // The node id (third field) names a master uniquely; host:port too.
+        let name = master
+            .into_iter()
+            .take(3)
+            .map(|v| {
+                reply::text(v.clone())
+                    .or_else(|_| reply::integer(&v).map(|i| i.to_string()))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(":");
+        by_master.entry(name).or_default().push(start..=end);
+    }
+    let mut masters: Vec<_> = by_master.into_values().collect();
+    masters.sort_by_key(|ranges| ranges.iter().map(|r| *r.start()).min());
+    Ok(masters)
+}
+
+fn bad_reply(command: &'static str, detail: String) -> ClientError {
+    ClientError::Reply { command, detail }
+}
+
+/// Failures that another attempt, maybe on a new connection, can cure.
+fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::TryAgain
+                | ErrorKind::ClusterDown
+                | ErrorKind::MasterDown
+                | ErrorKind::BusyLoadingError
+                | ErrorKind::Moved
+                | ErrorKind::Ask
+                | ErrorKind::ReadOnly
+                | ErrorKind::ClusterConnectionNotFound
+        )
+}
+
+fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Redis(e) => is_transient(e),
+        // Reconnecting while a node is down: keep trying until the deadline.
+        ClientError::Connect { source, .. } => {
+            source.is_io_error()
+                || source.is_connection_refusal()
+                || source.is_timeout()
+                || is_transient(source)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("redis://u:secret@h:1/2"), "redis://***@h:1/2");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn cluster_slots_group_by_master_in_slot_order() {
+        let node = |port: i64, id: &str| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+                Value::BulkString(id.as_bytes().to_vec()),
+            ])
+        };
+        let entry = |a: i64, b: i64, port: i64, id: &str| {
+            Value::Array(vec![
+                Value::Int(a),
+                Value::Int(b),
+                node(port, id),
+                node(port + 3, "r"),
+            ])
+        };
+        let reply = Value::Array(vec![
+            entry(10923, 16383, 7002, "c"),
+            entry(0, 5460, 7000, "a"),
+            entry(5461, 10922, 7001, "b"),
+            entry(16000, 16000, 7000, "a"),
+        ]);
+        let masters = master_slot_ranges(reply).expect("parses");
+        assert_eq!(
+            masters,
+            vec![
+                vec![0..=5460, 16000..=16000],
+                vec![5461..=10922],
+                vec![10923..=16383]
+            ]
+        );
+        assert!(master_slot_ranges(Value::Int(1)).is_err());
+    }
+}

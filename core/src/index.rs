@@ -1,11 +1,31 @@
 //! The fingerprint index of one Redis key: tracks (id, description, hash
 //! sequence) and the inverted index hash → (track, frame).
 //!
-//! FIRST VERSION: straightforward and correct (a `HashMap` of posting lists),
-//! far over the memory budget; the compact layout replaces the internals
-//! behind the same API.
+//! Memory: 4 bytes per frame for the hash sequences (the matcher verifies
+//! against them) plus about 5.5 bytes per posting (see [`postings`]); one
+//! posting per run of equal consecutive hashes.
+//!
+//! Each track owns a range of *global refs* `base .. base + frames`; a posting
+//! is the `u32` ref of its frame. Bases are handed out in increasing order, so
+//! the slots (tracks in base order) map a ref back to its track by binary
+//! search. A removed track leaves a tombstone slot and a dead ref range whose
+//! postings merges purge later. Only the last track can grow in place
+//! (`append`); another one moves to a fresh range.
+//!
+//! Pauses: inserts, appends and removes do work proportional to their frames
+//! (plus an amortised share of partition merges). Two events rebuild the
+//! postings of the whole index at once, in time linear in its frames:
+//! the index grows or shrinks about 4× (so the next rebuild is 4× further
+//! away), or the 2^32 refs are used up (after ~4G frames inserted since the
+//! last rebuild) and all live tracks are re-based.
 
-use std::collections::{BTreeMap, HashMap};
+mod memsize;
+mod postings;
+
+use std::collections::BTreeMap;
+
+use memsize::alloc_size;
+use postings::{addr_bits_for, mix, Postings};
 
 use crate::matcher::{LookupError, LookupParams, Match};
 
@@ -57,21 +77,31 @@ pub struct IndexStats {
     pub bytes: u64,
 }
 
+/// A track slot; a removed track leaves a tombstone (`id == 0`, no hashes)
+/// until the slots are compacted.
 #[derive(Debug, Clone)]
-struct Track {
+struct Slot {
     id: TrackId,
+    base: u32,
     descr: Box<[u8]>,
     hashes: Vec<u32>,
 }
 
+/// Refs at or above this are never handed out (`u32::MAX` marks an empty
+/// delta slot).
+const REF_LIMIT: u32 = u32::MAX - 1;
+
 #[derive(Debug, Clone)]
 pub struct Index {
-    /// Live tracks by slot; a removed track leaves `None` (slot reused later).
-    slots: Vec<Option<Track>>,
-    free_slots: Vec<u32>,
+    /// Tracks in increasing `base` order (tombstones included).
+    slots: Vec<Slot>,
+    tombstones: usize,
     by_id: BTreeMap<TrackId, u32>,
-    /// hash → (slot, pos) for the first frame of every run of equal hashes.
-    postings: HashMap<u32, Vec<(u32, u32)>>,
+    /// The first ref of the next track.
+    next_base: u32,
+    /// Refs stay below this (`REF_LIMIT`; smaller in tests, to exercise re-basing).
+    ref_limit: u32,
+    postings: Postings,
     frames: u64,
     next_id: TrackId,
 }
@@ -82,16 +112,131 @@ impl Default for Index {
     }
 }
 
+/// Calls `f(frame, hash)` for the first frame of every run of equal hashes in
+/// `hashes`, whose frames are numbered from `start`; `prev` is the hash just
+/// before (a repeat across an append's join is not a new run).
+#[inline]
+fn run_starts(prev: Option<u32>, hashes: &[u32], start: u32, mut f: impl FnMut(u32, u32)) {
+    let mut prev = prev;
+    for (k, &h) in hashes.iter().enumerate() {
+        if prev != Some(h) {
+            f(start + k as u32, h);
+        }
+        prev = Some(h);
+    }
+}
+
+fn count_runs(hashes: &[u32]) -> u64 {
+    let mut n = 0;
+    run_starts(None, hashes, 0, |_, _| n += 1);
+    n
+}
+
 impl Index {
     pub fn new() -> Self {
         Index {
             slots: Vec::new(),
-            free_slots: Vec::new(),
+            tombstones: 0,
             by_id: BTreeMap::new(),
-            postings: HashMap::new(),
+            next_base: 0,
+            ref_limit: REF_LIMIT,
+            postings: Postings::default(),
             frames: 0,
             next_id: 1,
         }
+    }
+
+    /// Builds an index from whole tracks at once (RDB load): one bulk build of
+    /// the postings instead of many merges. Fails like the first failing
+    /// `insert` would (duplicate id, empty or too long track).
+    pub fn from_tracks<'a>(
+        next_id: TrackId,
+        tracks: impl IntoIterator<Item = (Option<TrackId>, &'a [u8], &'a [u32])>,
+    ) -> Result<Self, IndexError> {
+        let mut ix = Index::new();
+        for (id, descr, hashes) in tracks {
+            let id = ix.check_new(id, hashes.len())?;
+            let base = ix.reserve(hashes.len())?;
+            ix.push_slot(id, base, descr, hashes.to_vec());
+        }
+        ix.set_next_id(next_id);
+        ix.rebuild(false);
+        Ok(ix)
+    }
+
+    /// An empty index whose refs stay below `limit` (tests of re-basing).
+    #[cfg(test)]
+    fn with_ref_limit(limit: u32) -> Self {
+        Index {
+            ref_limit: limit.min(REF_LIMIT),
+            ..Index::new()
+        }
+    }
+
+    /// Checks the internal invariants (tests only).
+    #[cfg(test)]
+    fn check(&self) {
+        self.postings.check();
+        assert!(self.next_base <= self.ref_limit);
+        let mut prev_end = 0u32;
+        for (k, s) in self.slots.iter().enumerate() {
+            assert!(s.base >= prev_end, "ref ranges overlap");
+            prev_end = s.base + s.hashes.len() as u32;
+            if s.id != 0 {
+                assert_eq!(self.by_id.get(&s.id), Some(&(k as u32)));
+            }
+        }
+        assert!(prev_end <= self.next_base);
+        assert_eq!(self.by_id.len() + self.tombstones, self.slots.len());
+        let frames: u64 = self.slots.iter().map(|s| s.hashes.len() as u64).sum();
+        assert_eq!(frames, self.frames);
+        let postings: u64 = self.slots.iter().map(|s| count_runs(&s.hashes)).sum();
+        assert_eq!(postings, self.postings.live());
+    }
+
+    /// Validates a new track: its id (or the next auto id) and its length.
+    fn check_new(&self, id: Option<TrackId>, len: usize) -> Result<TrackId, IndexError> {
+        if len == 0 {
+            return Err(IndexError::Empty);
+        }
+        if len > MAX_TRACK_FRAMES {
+            return Err(IndexError::TooLong(len));
+        }
+        match id {
+            Some(id) if !(1..=MAX_ID).contains(&id) => Err(IndexError::InvalidId),
+            Some(id) if self.by_id.contains_key(&id) => Err(IndexError::IdExists(id)),
+            Some(id) => Ok(id),
+            None if self.next_id > MAX_ID => Err(IndexError::IdsExhausted),
+            None => Ok(self.next_id),
+        }
+    }
+
+    /// A fresh ref range of `len` refs, re-basing every live track first when
+    /// the ref space is used up. `TooLong` when even that leaves no room (the
+    /// live frames of one index nearly fill 2^32).
+    fn reserve(&mut self, len: usize) -> Result<u32, IndexError> {
+        if ((self.ref_limit - self.next_base) as usize) < len {
+            let live = self.frames;
+            if live.saturating_add(len as u64) >= u64::from(self.ref_limit) {
+                return Err(IndexError::TooLong(len));
+            }
+            self.rebuild(true);
+        }
+        let base = self.next_base;
+        self.next_base += len as u32;
+        Ok(base)
+    }
+
+    fn push_slot(&mut self, id: TrackId, base: u32, descr: &[u8], hashes: Vec<u32>) {
+        self.next_id = self.next_id.max(id.saturating_add(1));
+        self.frames += hashes.len() as u64;
+        self.by_id.insert(id, self.slots.len() as u32);
+        self.slots.push(Slot {
+            id,
+            base,
+            descr: descr.into(),
+            hashes,
+        });
     }
 
     /// Adds a track. `id = None` takes the next free id; an explicit id that
@@ -102,142 +247,177 @@ impl Index {
         descr: &[u8],
         hashes: &[u32],
     ) -> Result<TrackId, IndexError> {
-        if hashes.is_empty() {
-            return Err(IndexError::Empty);
-        }
-        if hashes.len() > MAX_TRACK_FRAMES {
-            return Err(IndexError::TooLong(hashes.len()));
-        }
-        let id = match id {
-            Some(id) => {
-                if !(1..=MAX_ID).contains(&id) {
-                    return Err(IndexError::InvalidId);
-                }
-                if self.by_id.contains_key(&id) {
-                    return Err(IndexError::IdExists(id));
-                }
-                id
-            }
-            None => {
-                if self.next_id > MAX_ID {
-                    return Err(IndexError::IdsExhausted);
-                }
-                self.next_id
-            }
-        };
-        self.next_id = self.next_id.max(id + 1);
-        let slot = match self.free_slots.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.by_id.insert(id, slot);
-        self.slots[slot as usize] = Some(Track {
-            id,
-            descr: descr.into(),
-            hashes: Vec::new(),
-        });
-        self.extend_track(slot, hashes);
+        let id = self.check_new(id, hashes.len())?;
+        let base = self.reserve(hashes.len())?;
+        self.push_slot(id, base, descr, hashes.to_vec());
+        self.add_postings(None, hashes, base);
         Ok(id)
-    }
-
-    fn extend_track(&mut self, slot: u32, more: &[u32]) {
-        let Some(Some(track)) = self.slots.get_mut(slot as usize) else {
-            return;
-        };
-        let mut prev = track.hashes.last().copied();
-        let start = track.hashes.len() as u32;
-        for (k, &h) in more.iter().enumerate() {
-            if prev != Some(h) {
-                self.postings
-                    .entry(h)
-                    .or_default()
-                    .push((slot, start + k as u32));
-            }
-            prev = Some(h);
-        }
-        track.hashes.extend_from_slice(more);
-        self.frames += more.len() as u64;
-    }
-
-    fn slot_of(&self, id: TrackId) -> Result<u32, IndexError> {
-        self.by_id
-            .get(&id)
-            .copied()
-            .ok_or(IndexError::NoSuchTrack(id))
     }
 
     /// Appends frames to an existing track (AOF rewrite emits big tracks in
     /// chunks). Returns the track's frame count afterwards.
     pub fn append(&mut self, id: TrackId, hashes: &[u32]) -> Result<u64, IndexError> {
-        let slot = self.slot_of(id)?;
-        let old = self
-            .slots
-            .get(slot as usize)
-            .and_then(|t| t.as_ref())
-            .map_or(0, |t| t.hashes.len());
-        let total = old.saturating_add(hashes.len());
+        let s = self.slot_of(id)?;
+        let Some(slot) = self.slots.get(s) else {
+            return Err(IndexError::NoSuchTrack(id));
+        };
+        let old_len = slot.hashes.len();
+        let total = old_len.saturating_add(hashes.len());
         if total > MAX_TRACK_FRAMES {
             return Err(IndexError::TooLong(total));
         }
-        self.extend_track(slot, hashes);
+        if hashes.is_empty() {
+            return Ok(total as u64);
+        }
+        let at_top = slot.base as usize + old_len == self.next_base as usize;
+        if at_top && (self.ref_limit - self.next_base) as usize >= hashes.len() {
+            // The last range grows in place: only the new frames get postings.
+            let base = slot.base;
+            let prev = slot.hashes.last().copied();
+            self.next_base += hashes.len() as u32;
+            if let Some(slot) = self.slots.get_mut(s) {
+                slot.hashes.extend_from_slice(hashes);
+            }
+            self.frames += hashes.len() as u64;
+            self.add_postings(prev, hashes, base + old_len as u32);
+        } else {
+            // Move the track to a fresh range at the top.
+            let (descr, mut all) = self.retire(id, s);
+            all.extend_from_slice(hashes);
+            let base = self.reserve(all.len())?;
+            self.add_postings(None, &all, base);
+            self.push_slot(id, base, &descr, all);
+        }
         Ok(total as u64)
+    }
+
+    /// Adds the postings of `hashes` (frames numbered from ref `start`, `prev`
+    /// the hash before them), then does the merge work they pay for.
+    fn add_postings(&mut self, prev: Option<u32>, hashes: &[u32], start: u32) {
+        let mut entries = Vec::with_capacity(hashes.len());
+        run_starts(prev, hashes, start, |r, h| {
+            entries.push((u64::from(mix(h)) << 32) | u64::from(r))
+        });
+        self.postings.add(&entries);
+        self.after_change(entries.len() as u64);
     }
 
     /// Removes a track; returns the number of frames it had.
     pub fn remove(&mut self, id: TrackId) -> Result<u64, IndexError> {
-        let slot = self.slot_of(id)?;
+        let s = self.slot_of(id)?;
+        let (_, hashes) = self.retire(id, s);
+        self.after_change(0);
+        Ok(hashes.len() as u64)
+    }
+
+    /// Turns slot `s` (track `id`) into a tombstone, its refs dead; returns
+    /// its description and hashes.
+    fn retire(&mut self, id: TrackId, s: usize) -> (Box<[u8]>, Vec<u32>) {
         self.by_id.remove(&id);
-        let Some(track) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
-            return Err(IndexError::NoSuchTrack(id));
+        let Some(slot) = self.slots.get_mut(s) else {
+            return Default::default();
         };
-        for &h in &track.hashes {
-            if let Some(list) = self.postings.get_mut(&h) {
-                list.retain(|&(s, _)| s != slot);
-                if list.is_empty() {
-                    self.postings.remove(&h);
-                }
+        let hashes = std::mem::take(&mut slot.hashes);
+        let descr = std::mem::take(&mut slot.descr);
+        slot.id = 0;
+        let len = hashes.len();
+        self.postings
+            .kill(slot.base, slot.base + len as u32, count_runs(&hashes));
+        self.frames -= len as u64;
+        self.tombstones += 1;
+        if self.tombstones > 64 && self.tombstones > self.slots.len() / 2 {
+            self.compact_slots();
+        }
+        (descr, hashes)
+    }
+
+    /// Drops tombstones (refs do not depend on slot numbers, only ids move).
+    fn compact_slots(&mut self) {
+        self.slots.retain(|s| s.id != 0);
+        self.slots.shrink_to_fit();
+        self.tombstones = 0;
+        for (k, s) in self.slots.iter().enumerate() {
+            if let Some(v) = self.by_id.get_mut(&s.id) {
+                *v = k as u32;
             }
         }
-        self.free_slots.push(slot);
-        self.frames -= track.hashes.len() as u64;
-        Ok(track.hashes.len() as u64)
+    }
+
+    /// Spends merge work, or rebuilds everything when the geometry no longer
+    /// suits the number of live postings (4× more or fewer than planned).
+    fn after_change(&mut self, inserted: u64) {
+        let live = self.postings.live();
+        let planned = addr_bits_for(live);
+        let current = self.postings.addr_bits();
+        // Right after a rebuild the load is 8–16 postings per bucket; rebuild
+        // when it leaves 2–32.
+        if planned >= current + 2 || planned + 3 <= current {
+            self.rebuild(false);
+        } else {
+            self.postings.work(inserted);
+        }
+    }
+
+    /// Rebuilds all postings from the tracks (optionally re-basing them
+    /// consecutively from ref 0 first).
+    fn rebuild(&mut self, rebase: bool) {
+        if rebase || self.tombstones > 0 {
+            self.compact_slots();
+        }
+        if rebase {
+            let mut next = 0u32;
+            for s in self.slots.iter_mut() {
+                s.base = next;
+                next += s.hashes.len() as u32;
+            }
+            self.next_base = next;
+        }
+        // Drop the old postings first: the peak holds one copy, not two.
+        self.postings = Postings::default();
+        let live: u64 = self.slots.iter().map(|s| count_runs(&s.hashes)).sum();
+        let slots = &self.slots;
+        self.postings = Postings::build(addr_bits_for(live), &|emit| {
+            for s in slots {
+                run_starts(None, &s.hashes, s.base, |r, h| emit(mix(h), r));
+            }
+        });
+    }
+
+    fn slot_of(&self, id: TrackId) -> Result<usize, IndexError> {
+        self.by_id
+            .get(&id)
+            .map(|&s| s as usize)
+            .ok_or(IndexError::NoSuchTrack(id))
     }
 
     /// Replaces a track's description (the legacy side-key import uses it).
     pub fn set_descr(&mut self, id: TrackId, descr: &[u8]) -> Result<(), IndexError> {
-        let slot = self.slot_of(id)?;
-        match self.slots.get_mut(slot as usize) {
-            Some(Some(t)) => {
-                t.descr = descr.into();
-                Ok(())
-            }
-            _ => Err(IndexError::NoSuchTrack(id)),
-        }
+        let s = self.slot_of(id)?;
+        let slot = self.slots.get_mut(s).ok_or(IndexError::NoSuchTrack(id))?;
+        slot.descr = descr.into();
+        Ok(())
     }
 
-    fn view(t: &Track) -> TrackView<'_> {
+    fn view(s: &Slot) -> TrackView<'_> {
         TrackView {
-            id: t.id,
-            descr: &t.descr,
-            hashes: &t.hashes,
+            id: s.id,
+            descr: &s.descr,
+            hashes: &s.hashes,
         }
     }
 
     pub fn track(&self, id: TrackId) -> Option<TrackView<'_>> {
-        let slot = *self.by_id.get(&id)?;
-        self.slots.get(slot as usize)?.as_ref().map(Self::view)
+        let s = *self.by_id.get(&id)?;
+        self.slots.get(s as usize).map(Self::view)
     }
 
     /// Tracks with `id >= from`, in ascending id order (for paging and for
     /// deterministic persistence, digest and AOF rewrite).
     pub fn tracks_from(&self, from: TrackId) -> Box<dyn Iterator<Item = TrackView<'_>> + '_> {
         Box::new(
-            self.by_id.range(from..).filter_map(move |(_, &slot)| {
-                self.slots.get(slot as usize)?.as_ref().map(Self::view)
-            }),
+            self.by_id
+                .range(from..)
+                .filter_map(move |(_, &s)| self.slots.get(s as usize).map(Self::view)),
         )
     }
 
@@ -260,65 +440,85 @@ impl Index {
         self.next_id = self.next_id.max(next);
     }
 
-    /// Bytes owned by this index (for `MEMORY USAGE` and `mem_usage`).
+    /// Bytes owned by this index (for `MEMORY USAGE` and `mem_usage`):
+    /// capacities rounded to the allocator's size classes.
     pub fn mem_usage(&self) -> usize {
-        let mut n = std::mem::size_of::<Self>();
-        n += self.slots.capacity() * std::mem::size_of::<Option<Track>>();
-        n += self.free_slots.capacity() * 4;
-        n += self.by_id.len() * 32;
-        for t in self.slots.iter().flatten() {
-            n += t.descr.len() + t.hashes.capacity() * 4;
-        }
-        n += self.postings.capacity() * (4 + std::mem::size_of::<Vec<(u32, u32)>>() + 1);
-        for l in self.postings.values() {
-            n += l.capacity() * 8;
-        }
-        n
+        // A B-tree leaf holds up to 11 (i64, u32) pairs in about 150 bytes.
+        let by_id = self.by_id.len().div_ceil(8) * 160;
+        std::mem::size_of::<Self>()
+            + alloc_size(self.slots.capacity() * std::mem::size_of::<Slot>())
+            + self
+                .slots
+                .iter()
+                .map(|s| alloc_size(s.descr.len()) + alloc_size(s.hashes.capacity() * 4))
+                .sum::<usize>()
+            + by_id
+            + self.postings.mem_usage()
     }
 
+    /// Maps a ref to its live track's slot and frame; `None` for a dead ref.
+    #[inline]
+    fn resolve(&self, r: u32) -> Option<(u32, u32)> {
+        let k = self.slots.partition_point(|s| s.base <= r).checked_sub(1)?;
+        let s = self.slots.get(k)?;
+        let pos = r - s.base;
+        ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
+    }
+
+    /// Index statistics: one sequential pass over the postings (a debugging
+    /// view; about 1 s per 40M frames), resolving only postings whose
+    /// fingerprints collide within a bucket.
     pub fn stats(&self) -> IndexStats {
-        IndexStats {
+        let mut st = IndexStats {
             tracks: self.track_count(),
             frames: self.frames,
-            distinct_hashes: self.postings.len() as u64,
-            postings: self.postings.values().map(|l| l.len() as u64).sum(),
-            longest_posting: self
-                .postings
-                .values()
-                .map(|l| l.len() as u64)
-                .max()
-                .unwrap_or(0),
             bytes: self.mem_usage() as u64,
-        }
+            ..IndexStats::default()
+        };
+        let hash_of = |r: u32| {
+            let (s, pos) = self.resolve(r)?;
+            self.slots
+                .get(s as usize)?
+                .hashes
+                .get(pos as usize)
+                .copied()
+        };
+        (st.distinct_hashes, st.postings, st.longest_posting) = self.postings.stats(&hash_of);
+        st
     }
 
     /// Calls `hit(i, slot, pos)` for every stored posting whose hash equals
-    /// `probes[i]`. Within a track, a run of consecutive equal hashes has one
-    /// posting, at the run's first frame.
+    /// `probes[i]`: all of them, never truncated. Within a track, a run of
+    /// consecutive equal hashes has one posting, at the run's first frame.
+    /// A slot stays valid until the index is next changed.
     pub fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
-        for (i, h) in probes.iter().enumerate() {
-            if let Some(list) = self.postings.get(h) {
-                for &(slot, pos) in list {
-                    hit(i, slot, pos);
+        let ms: Vec<u32> = probes.iter().map(|&h| mix(h)).collect();
+        self.postings.probe(&ms, &mut |i, r, exact| {
+            let Some((s, pos)) = self.resolve(r) else {
+                return;
+            };
+            if !exact {
+                let stored = self
+                    .slots
+                    .get(s as usize)
+                    .and_then(|t| t.hashes.get(pos as usize));
+                if stored != probes.get(i) {
+                    return;
                 }
             }
-        }
+            hit(i, s, pos);
+        });
     }
 
-    /// The full hash sequence of the live track in `slot` (empty for a dead slot).
+    /// The full hash sequence of the live track in `slot` (empty for a
+    /// removed or unknown slot).
     pub fn slot_hashes(&self, slot: u32) -> &[u32] {
-        match self.slots.get(slot as usize) {
-            Some(Some(t)) => &t.hashes,
-            _ => &[],
-        }
+        self.slots.get(slot as usize).map_or(&[], |s| &s.hashes)
     }
 
-    /// The id of the track in `slot` (0 for a dead slot).
+    /// The id of the track in `slot` (0 for a removed or unknown slot).
     pub fn slot_id(&self, slot: u32) -> TrackId {
-        match self.slots.get(slot as usize) {
-            Some(Some(t)) => t.id,
-            _ => 0,
-        }
+        self.slots.get(slot as usize).map_or(0, |s| s.id)
     }
 
     /// Time-aligned lookup (DESIGN §4): every track scoring ≥ threshold, best first.
@@ -328,9 +528,21 @@ impl Index {
         toggles: &[u32],
         params: &LookupParams,
     ) -> Result<Vec<Match>, LookupError> {
-        // Wired to `matcher::lookup` once the matcher lands.
-        let _ = (query, toggles, params);
-        Ok(Vec::new())
+        crate::matcher::lookup(self, query, toggles, params)
+    }
+}
+
+impl crate::matcher::FrameSource for Index {
+    fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
+        Index::probe(self, probes, hit)
+    }
+
+    fn hashes(&self, slot: u32) -> &[u32] {
+        self.slot_hashes(slot)
+    }
+
+    fn id(&self, slot: u32) -> TrackId {
+        self.slot_id(slot)
     }
 }
 

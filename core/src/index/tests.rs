@@ -281,6 +281,7 @@ fn random_operations_match_a_naive_model() {
                 let hs = model.remove(&id).unwrap_or_default();
                 assert_eq!(ix.remove(id), Ok(hs.len() as u64));
             }
+            ix.check();
             assert_eq!(ix.track_count(), model.len() as u64);
             assert_eq!(
                 ix.frame_count(),
@@ -297,6 +298,23 @@ fn random_operations_match_a_naive_model() {
                     model_probe(&model, &probes),
                     "seed {seed} step {step}"
                 );
+                let mut lists: HashMap<u32, u64> = HashMap::new();
+                for hs in model.values() {
+                    for (k, &h) in hs.iter().enumerate() {
+                        if k == 0 || hs[k - 1] != h {
+                            *lists.entry(h).or_default() += 1;
+                        }
+                    }
+                }
+                let st = ix.stats();
+                assert_eq!(
+                    (st.distinct_hashes, st.postings, st.longest_posting),
+                    (
+                        lists.len() as u64,
+                        lists.values().sum::<u64>(),
+                        lists.values().copied().max().unwrap_or(0)
+                    )
+                );
                 let ids: Vec<_> = ix
                     .tracks_from(1)
                     .map(|t| (t.id, t.hashes.to_vec()))
@@ -306,4 +324,259 @@ fn random_operations_match_a_naive_model() {
             }
         }
     }
+}
+
+fn random_track(rng: &mut Rng, len: usize) -> Vec<u32> {
+    (0..len).map(|_| rng.next() as u32).collect()
+}
+
+/// Probes every stored frame's hash of `model` (a sample) plus random misses.
+fn assert_probes_match(ix: &Index, model: &BTreeMap<TrackId, Vec<u32>>, rng: &mut Rng) {
+    let mut probes: Vec<u32> = (0..500).map(|_| rng.next() as u32).collect();
+    for hs in model.values() {
+        probes.extend(hs.iter().step_by(97));
+    }
+    assert_eq!(probe_all(ix, &probes), model_probe(model, &probes));
+}
+
+/// Enough postings for many partitions: merges, dead-ref purging and
+/// geometry changes all happen, and probes stay exact throughout.
+#[test]
+fn merges_purge_dead_postings_and_keep_probes_exact() {
+    let mut rng = Rng(77);
+    let mut ix = Index::new();
+    let mut model = BTreeMap::new();
+    for _ in 0..150 {
+        let hs = random_track(&mut rng, 3000);
+        let id = ix.insert(None, b"", &hs).unwrap_or(0);
+        model.insert(id, hs);
+    }
+    ix.check();
+    let (bits, parts, _) = ix.postings.geometry();
+    assert!(parts > 1, "{bits} address bits give one partition");
+    assert_probes_match(&ix, &model, &mut rng);
+    // Remove every other track: their postings turn dead, then merges drop them.
+    let ids: Vec<TrackId> = model.keys().copied().step_by(2).collect();
+    for id in ids {
+        let hs = model.remove(&id).unwrap_or_default();
+        assert_eq!(ix.remove(id), Ok(hs.len() as u64));
+        ix.check();
+    }
+    assert_probes_match(&ix, &model, &mut rng);
+    for _ in 0..40 {
+        let hs = random_track(&mut rng, 3000);
+        let id = ix.insert(None, b"", &hs).unwrap_or(0);
+        model.insert(id, hs);
+        ix.check();
+    }
+    assert_probes_match(&ix, &model, &mut rng);
+    assert_eq!(
+        ix.postings.geometry().2,
+        0,
+        "dead postings left after two sweeps"
+    );
+    let st = ix.stats();
+    assert_eq!(
+        st.postings,
+        model.values().map(|v| v.len() as u64).sum::<u64>()
+    );
+    assert_eq!(st.tracks, model.len() as u64);
+}
+
+#[test]
+fn geometry_grows_and_shrinks_with_the_index() {
+    let mut rng = Rng(5);
+    let mut ix = Index::new();
+    let mut model = BTreeMap::new();
+    let mut seen_bits = Vec::new();
+    for _ in 0..120 {
+        let hs = random_track(&mut rng, 2500);
+        let id = ix.insert(None, b"", &hs).unwrap_or(0);
+        model.insert(id, hs);
+        seen_bits.push(ix.postings.geometry().0);
+    }
+    ix.check();
+    seen_bits.dedup();
+    assert!(seen_bits.len() >= 4, "address bits went {seen_bits:?}");
+    assert!(seen_bits.windows(2).all(|w| w[0] < w[1]));
+    let big = ix.postings.geometry().0;
+    let ids: Vec<TrackId> = model.keys().copied().collect();
+    for id in ids.iter().skip(3) {
+        model.remove(id);
+        assert!(ix.remove(*id).is_ok());
+    }
+    ix.check();
+    assert!(ix.postings.geometry().0 + 3 <= big, "did not shrink");
+    assert_probes_match(&ix, &model, &mut rng);
+}
+
+/// A small ref space runs out again and again: live tracks are re-based and
+/// keep their ids, hashes and postings.
+#[test]
+fn refs_running_out_rebase_the_live_tracks() {
+    let mut rng = Rng(9);
+    let mut ix = Index::with_ref_limit(20_000);
+    let mut model = BTreeMap::new();
+    for round in 0..60 {
+        let hs = random_track(&mut rng, 900 + round * 7);
+        let id = ix
+            .insert(None, format!("t{round}").as_bytes(), &hs)
+            .unwrap_or(0);
+        model.insert(id, hs);
+        if model.len() > 8 {
+            let first = model.keys().next().copied().unwrap_or(0);
+            model.remove(&first);
+            assert!(ix.remove(first).is_ok());
+        }
+        if round % 5 == 0 {
+            // Appending to a track that is not the last one moves it.
+            let some = model.keys().next().copied().unwrap_or(0);
+            let more = random_track(&mut rng, 50);
+            let total = model.get_mut(&some).map(|v| {
+                v.extend_from_slice(&more);
+                v.len() as u64
+            });
+            assert_eq!(ix.append(some, &more).ok(), total);
+        }
+        ix.check();
+        assert_probes_match(&ix, &model, &mut rng);
+    }
+    assert_eq!(ix.next_id(), 61);
+    assert_eq!(ix.track(60).map(|t| t.descr), Some(&b"t59"[..]));
+    // Live frames that can never fit are refused, and nothing changes.
+    let huge = vec![1u32; 20_000];
+    assert_eq!(
+        ix.insert(None, b"", &huge),
+        Err(IndexError::TooLong(20_000))
+    );
+    assert_eq!(ix.next_id(), 61);
+    ix.check();
+}
+
+#[test]
+fn append_to_the_last_track_grows_it_in_place() {
+    let mut ix = Index::new();
+    assert_eq!(ix.insert(None, b"", &[1, 2]), Ok(1));
+    assert_eq!(ix.insert(None, b"", &[3, 4]), Ok(2));
+    let before = ix.next_base;
+    assert_eq!(ix.append(2, &[4, 5]), Ok(4));
+    assert_eq!(ix.next_base, before + 2, "the last track moved");
+    assert_eq!(ix.append(1, &[2, 6]), Ok(4));
+    assert_eq!(
+        ix.next_base,
+        before + 2 + 4,
+        "an inner track must move to the top"
+    );
+    ix.check();
+    assert_eq!(
+        probe_all(&ix, &[2, 4, 5, 6]),
+        vec![(0, 1, 1), (1, 2, 1), (2, 2, 3), (3, 1, 3)]
+    );
+}
+
+#[test]
+fn bulk_load_equals_one_by_one_inserts() {
+    let mut rng = Rng(3);
+    let tracks: Vec<(TrackId, Vec<u8>, Vec<u32>)> = (0..40)
+        .map(|k| {
+            (
+                3 * k + 1,
+                format!("d{k}").into_bytes(),
+                random_track(&mut rng, 1000 + k as usize),
+            )
+        })
+        .collect();
+    let bulk = Index::from_tracks(
+        500,
+        tracks.iter().map(|(id, d, h)| (Some(*id), &d[..], &h[..])),
+    );
+    let Ok(bulk) = bulk else {
+        panic!("bulk load failed")
+    };
+    bulk.check();
+    let mut one = Index::new();
+    for (id, d, h) in &tracks {
+        assert_eq!(one.insert(Some(*id), d, h), Ok(*id));
+    }
+    assert_eq!(bulk.next_id(), 500);
+    let a: Vec<_> = bulk
+        .tracks_from(0)
+        .map(|t| (t.id, t.descr.to_vec(), t.hashes.to_vec()))
+        .collect();
+    let b: Vec<_> = one
+        .tracks_from(0)
+        .map(|t| (t.id, t.descr.to_vec(), t.hashes.to_vec()))
+        .collect();
+    assert_eq!(a, b);
+    let probes: Vec<u32> = tracks
+        .iter()
+        .flat_map(|t| t.2.iter().step_by(13).copied())
+        .collect();
+    assert_eq!(probe_all(&bulk, &probes), probe_all(&one, &probes));
+    let dup = Index::from_tracks(
+        1,
+        [
+            (Some(4), &b""[..], &[1u32][..]),
+            (Some(4), &b""[..], &[2u32][..]),
+        ],
+    );
+    assert_eq!(dup.err(), Some(IndexError::IdExists(4)));
+}
+
+/// A hash repeated in many tracks (silence, say) keeps every posting.
+#[test]
+fn a_hash_shared_by_many_tracks_returns_every_posting() {
+    let mut ix = Index::new();
+    for k in 0..3000u32 {
+        assert!(ix.insert(None, b"", &[k, 0xDEAD_BEEF, k + 1]).is_ok());
+    }
+    let mut n = 0;
+    ix.probe(&[0xDEAD_BEEF], &mut |_, _, pos| {
+        assert_eq!(pos, 1);
+        n += 1;
+    });
+    assert_eq!(n, 3000);
+    assert_eq!(ix.stats().longest_posting, 3000);
+}
+
+#[test]
+fn mem_usage_counts_what_the_index_holds() {
+    let mut rng = Rng(11);
+    let mut ix = Index::new();
+    let empty = ix.mem_usage();
+    for _ in 0..50 {
+        assert!(ix.insert(None, b"", &random_track(&mut rng, 4000)).is_ok());
+    }
+    let per_frame = (ix.mem_usage() - empty) as f64 / ix.frame_count() as f64;
+    // 4 bytes of hash sequence plus at least 5 of posting per random frame.
+    assert!(
+        per_frame > 9.0 && per_frame < 12.0,
+        "{per_frame} bytes per frame"
+    );
+}
+
+/// End to end through the matcher: a slice of a stored track (with the
+/// postings spread over runs and deltas) is found at its position.
+#[test]
+fn lookup_finds_a_stored_slice_at_its_position() {
+    let mut rng = Rng(21);
+    let mut ix = Index::new();
+    let mut target = Vec::new();
+    for k in 0..60 {
+        let hs = random_track(&mut rng, 3000);
+        if k == 41 {
+            target = hs.clone();
+        }
+        assert!(ix.insert(None, b"", &hs).is_ok());
+    }
+    let query = &target[1234..1534];
+    let toggles = vec![0u32; query.len()];
+    let found = ix.lookup(query, &toggles, &crate::matcher::LookupParams::default());
+    let Ok(found) = found else {
+        panic!("lookup failed")
+    };
+    assert_eq!(found.first().map(|m| (m.id, m.position)), Some((42, 1234)));
+    let noise: Vec<u32> = random_track(&mut rng, 300);
+    let found = ix.lookup(&noise, &toggles, &crate::matcher::LookupParams::default());
+    assert_eq!(found.map(|v| v.len()), Ok(0));
 }

@@ -1,0 +1,350 @@
+//! The issue-2 yardstick, through a real redis-server with the module loaded:
+//! memory per frame, `auscout.add` and `auscout.lookup` server time, and how
+//! long other clients wait while a big index is deleted.
+//!
+//!     cargo bench -p auscout --bench server                  # 2,000 tracks x 20,000 frames (40M)
+//!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout --bench server   # a quick 4M-frame run
+//!
+//! Server time comes from SLOWLOG (threshold 0 while measuring): the time Redis
+//! spent inside the command, without network or client overhead.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Connection;
+
+const FRAMES: usize = 20_000;
+const QUERY_FRAMES: usize = 1_000;
+const TOGGLE_BITS: u32 = 4;
+const LOOKUPS: usize = 300;
+const TIMED_ADDS: usize = 100;
+
+/// xorshift64*: reproducible data without a rand dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn u32(&mut self) -> u32 {
+        (self.next() >> 32) as u32
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A mask with `bits` distinct random bits set.
+fn random_mask(rng: &mut Rng, bits: u32) -> u32 {
+    let mut m = 0u32;
+    while m.count_ones() < bits {
+        m |= 1 << rng.below(32);
+    }
+    m
+}
+
+fn be(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+fn track(seed: u64) -> Vec<u32> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    (0..FRAMES).map(|_| rng.u32()).collect()
+}
+
+struct Server {
+    child: Child,
+    _dir: PathBuf,
+}
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn module_path() -> PathBuf {
+    if let Ok(p) = std::env::var("AUSCOUT_MODULE") {
+        return p.into();
+    }
+    // Benches run from target/release/deps/server-*: cargo bench leaves the
+    // module it just built beside them; cargo build puts it one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let beside = deps.join("libauscout.so");
+    if beside.exists() {
+        return beside;
+    }
+    deps.parent().expect("target dir").join("libauscout.so")
+}
+
+fn start(port: u16) -> (Server, redis::Client) {
+    let dir = std::env::temp_dir().join(format!("auscout-bench-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let module = module_path();
+    assert!(
+        module.exists(),
+        "build the module first: cargo build --release ({})",
+        module.display()
+    );
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--loadmodule")
+        .arg(&module)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH");
+    let server = Server { child, _dir: dir };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+    for _ in 0..100 {
+        if let Ok(mut c) = client.get_connection() {
+            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                return (server, client);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not start on port {port}");
+}
+
+fn used_memory(c: &mut Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory")
+}
+
+/// Server-side durations (µs) of the logged commands named `name`, then resets the log.
+fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(c)
+        .expect("SLOWLOG");
+    let mut out = Vec::new();
+    for e in entries {
+        if let redis::Value::Array(fields) = e {
+            let dur = match fields.get(2) {
+                Some(redis::Value::Int(d)) => *d as u64,
+                _ => continue,
+            };
+            let cmd = match fields.get(3) {
+                Some(redis::Value::Array(args)) => match args.first() {
+                    Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).to_lowercase(),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if cmd == name {
+                out.push(dur);
+            }
+        }
+    }
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query::<()>(c)
+        .expect("SLOWLOG RESET");
+    out
+}
+
+fn slowlog(c: &mut Connection, on: bool) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(if on { 0 } else { -1 })
+        .query::<()>(c)
+        .expect("CONFIG SET");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(100_000)
+        .query::<()>(c)
+        .expect("CONFIG SET");
+}
+
+fn pct(v: &mut [u64], p: f64) -> f64 {
+    v.sort_unstable();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i] as f64 / 1000.0
+}
+
+/// Deletes `key` with `how` while another client pings; returns the longest
+/// time (ms) that client waited for an answer.
+fn delete_while_pinging(
+    client: &redis::Client,
+    c: &mut Connection,
+    how: &[&str],
+    key: &str,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pinger = client.get_connection().expect("conn");
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut worst = Duration::ZERO;
+        while !flag.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            let _: String = redis::cmd("PING").query(&mut pinger).expect("PING");
+            worst = worst.max(t.elapsed());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        worst
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut cmd = redis::cmd(how[0]);
+    for a in &how[1..] {
+        cmd.arg(*a);
+    }
+    cmd.arg(key).query::<redis::Value>(c).expect("delete");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().expect("pinger").as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let tracks: usize = std::env::var("AUSCOUT_BENCH_TRACKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let (_server, client) = start(16_401);
+    let mut c = client.get_connection().expect("connection");
+    slowlog(&mut c, false);
+    let before = used_memory(&mut c);
+
+    let t0 = Instant::now();
+    for i in 0..tracks {
+        if i + TIMED_ADDS == tracks {
+            slowlog(&mut c, true);
+        }
+        let id: i64 = redis::cmd("auscout.add")
+            .arg("bench")
+            .arg(be(&track(i as u64)))
+            .query(&mut c)
+            .expect("auscout.add");
+        assert_eq!(id, i as i64 + 1);
+        if i % 200 == 199 {
+            eprint!("\r  {} / {tracks} tracks", i + 1);
+            let _ = std::io::stderr().flush();
+        }
+    }
+    eprintln!();
+    let build_s = t0.elapsed().as_secs_f64();
+    let mut adds = slowlog_durations(&mut c, "auscout.add");
+    slowlog(&mut c, false);
+    let frames = (tracks * FRAMES) as f64;
+    let after = used_memory(&mut c);
+    let usage: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("bench")
+        .arg("SAMPLES")
+        .arg(0)
+        .query(&mut c)
+        .expect("MEMORY USAGE");
+    let growth = (after - before) as f64;
+
+    // Lookups: matching (1,000 consecutive frames of a stored track, 30% of frames
+    // with 2 of their 4 toggle bits flipped) and non-matching (random frames).
+    let mut rng = Rng(0x5eed);
+    let mut found = 0usize;
+    slowlog(&mut c, true);
+    for _ in 0..LOOKUPS {
+        let t = rng.below(tracks);
+        let start = rng.below(FRAMES - QUERY_FRAMES);
+        let stored = track(t as u64);
+        let mut q = stored[start..start + QUERY_FRAMES].to_vec();
+        let mut toggles = Vec::with_capacity(QUERY_FRAMES);
+        for h in q.iter_mut() {
+            let m = random_mask(&mut rng, TOGGLE_BITS);
+            if rng.below(10) < 3 {
+                // flip two of the toggled bits
+                let mut flips = 0;
+                for b in 0..32 {
+                    if m & (1 << b) != 0 && flips < 2 {
+                        *h ^= 1 << b;
+                        flips += 1;
+                    }
+                }
+            }
+            toggles.push(m);
+        }
+        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(&mut c)
+            .expect("lookup");
+        if reply
+            .first()
+            .is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64)
+        {
+            found += 1;
+        }
+    }
+    let mut matching = slowlog_durations(&mut c, "auscout.lookup");
+    let mut false_hits = 0usize;
+    for _ in 0..LOOKUPS {
+        let q: Vec<u32> = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
+        let toggles: Vec<u32> = (0..QUERY_FRAMES)
+            .map(|_| random_mask(&mut rng, TOGGLE_BITS))
+            .collect();
+        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(&mut c)
+            .expect("lookup");
+        false_hits += usize::from(!reply.is_empty());
+    }
+    let mut nonmatching = slowlog_durations(&mut c, "auscout.lookup");
+    slowlog(&mut c, false);
+
+    // Deleting the whole index while another client pings.
+    let mut waits = Vec::new();
+    for how in [&["auscout.delkey"][..], &["DEL"][..], &["UNLINK"][..]] {
+        redis::cmd("COPY")
+            .arg("bench")
+            .arg("victim")
+            .query::<i64>(&mut c)
+            .expect("COPY");
+        let worst = delete_while_pinging(&client, &mut c, how, "victim");
+        waits.push((how[0], worst));
+    }
+
+    println!(
+        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
+        frames / 1e6
+    );
+    println!("build (client-side, {tracks} x auscout.add): {build_s:.1} s");
+    println!(
+        "memory: used_memory growth {:.2} B/frame; MEMORY USAGE {:.2} B/frame ({:+.1}% of growth)",
+        growth / frames,
+        usage as f64 / frames,
+        100.0 * (usage as f64 - growth) / growth
+    );
+    println!("auscout.add of {FRAMES} frames (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{LOOKUPS}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{LOOKUPS}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
+    for (how, worst) in waits {
+        println!("{how} of the whole index: longest wait of another client {worst:.1} ms");
+    }
+}

@@ -1,0 +1,198 @@
+//! Decoding the module's replies (DESIGN §3) from `redis::Value`s. Pure, so
+//! the odd shapes a server may send (RESP2 bulk-string scores, RESP3 doubles)
+//! are unit-tested without a server.
+
+use redis::Value;
+
+/// One match as a shard reports it (ids are shard-local).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardMatch {
+    pub descr: String,
+    pub id: u64,
+    pub position: i64,
+    pub score: f64,
+}
+
+/// One page of `auscout.list`: the cursor to continue from (`None` when
+/// done) and the descriptions of the tracks on the page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub next: Option<String>,
+    pub descrs: Vec<String>,
+}
+
+/// `auscout.lookup`: an array of `[descr, id, position, score]`.
+pub fn matches(value: Value) -> Result<Vec<ShardMatch>, String> {
+    let items = match value {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(format!("expected an array, got {}", kind(&other))),
+    };
+    items.into_iter().map(one_match).collect()
+}
+
+fn one_match(value: Value) -> Result<ShardMatch, String> {
+    let fields = match value {
+        Value::Array(fields) => fields,
+        other => return Err(format!("expected a match array, got {}", kind(&other))),
+    };
+    let [descr, id, position, score] = <[Value; 4]>::try_from(fields)
+        .map_err(|f| format!("a match has {} fields, expected 4", f.len()))?;
+    let id = integer(&id)?;
+    Ok(ShardMatch {
+        descr: text(descr)?,
+        id: u64::try_from(id).map_err(|_| format!("negative track id {id}"))?,
+        position: integer(&position)?,
+        score: float(&score)?,
+    })
+}
+
+/// `auscout.list key cursor COUNT n`: `[next_cursor, [[id, descr, frames], …]]`,
+/// the cursor `0` when the listing is complete.
+pub fn list_page(value: Value) -> Result<ListPage, String> {
+    let fields = match value {
+        Value::Array(fields) => fields,
+        other => return Err(format!("expected [cursor, tracks], got {}", kind(&other))),
+    };
+    let [cursor, tracks] = <[Value; 2]>::try_from(fields)
+        .map_err(|f| format!("expected [cursor, tracks], got {} fields", f.len()))?;
+    let cursor = integer(&cursor)?;
+    let tracks = match tracks {
+        Value::Array(tracks) => tracks,
+        other => return Err(format!("expected an array of tracks, got {}", kind(&other))),
+    };
+    let descrs = tracks
+        .into_iter()
+        .map(|t| match t {
+            Value::Array(fields) => fields
+                .into_iter()
+                .nth(1)
+                .ok_or_else(|| "a track entry has no description".to_owned())
+                .and_then(text),
+            other => Err(format!("expected a track entry, got {}", kind(&other))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ListPage {
+        next: (cursor != 0).then(|| cursor.to_string()),
+        descrs,
+    })
+}
+
+/// An integer reply (also accepted as a numeric string).
+pub fn integer(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Int(i) => Ok(*i),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| "expected an integer, got a non-numeric string".to_owned()),
+        Value::SimpleString(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected an integer, got {s:?}")),
+        other => Err(format!("expected an integer, got {}", kind(other))),
+    }
+}
+
+/// A score: a RESP3 double, or a RESP2 bulk string holding one.
+pub fn float(value: &Value) -> Result<f64, String> {
+    let parsed = match value {
+        Value::Double(d) => Some(*d),
+        Value::Int(i) => Some(*i as f64),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+        Value::SimpleString(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(f) if f.is_finite() => Ok(f),
+        _ => Err(format!("expected a score, got {}", kind(value))),
+    }
+}
+
+/// A description: bytes, shown lossily if they are not UTF-8.
+pub fn text(value: Value) -> Result<String, String> {
+    match value {
+        Value::BulkString(b) => Ok(String::from_utf8(b)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => Ok(s),
+        other => Err(format!("expected a string, got {}", kind(&other))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::BulkString(_) | Value::SimpleString(_) | Value::VerbatimString { .. } => "a string",
+        Value::Array(_) | Value::Set(_) => "an array",
+        Value::Map(_) => "a map",
+        Value::Double(_) => "a double",
+        Value::Okay => "OK",
+        _ => "an unexpected value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn matches_accept_string_and_double_scores() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("a.wav"),
+                Value::Int(3),
+                Value::Int(120),
+                bulk("0.75"),
+            ]),
+            Value::Array(vec![
+                bulk("b.wav"),
+                Value::Int(4),
+                Value::Int(-2),
+                Value::Double(0.5),
+            ]),
+        ]);
+        let got = matches(reply).expect("parses");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            ShardMatch {
+                descr: "a.wav".into(),
+                id: 3,
+                position: 120,
+                score: 0.75
+            }
+        );
+        assert_eq!(got[1].position, -2);
+        assert_eq!(got[1].score, 0.5);
+        assert_eq!(matches(Value::Array(vec![])).expect("empty"), vec![]);
+    }
+
+    #[test]
+    fn malformed_matches_are_errors_not_panics() {
+        let short = Value::Array(vec![Value::Array(vec![bulk("a"), Value::Int(1)])]);
+        assert!(matches(short).is_err());
+        let bad_score = Value::Array(vec![Value::Array(vec![
+            bulk("a"),
+            Value::Int(1),
+            Value::Int(0),
+            bulk("x"),
+        ])]);
+        assert!(matches(bad_score).is_err());
+        let neg_id = Value::Array(vec![Value::Array(vec![
+            bulk("a"),
+            Value::Int(-1),
+            Value::Int(0),
+            bulk("1"),
+        ])]);
+        assert!(matches(neg_id).is_err());
+        assert!(matches(Value::Int(3)).is_err());
+        assert!(float(&bulk("nan")).is_err());
+    }
+}

@@ -1,0 +1,756 @@
+//! The inverted index hash → postings, in about 5.5–6 bytes per posting.
+//!
+//! A posting is a `u32` *global ref* (`track base + frame`, see `Index`). Its
+//! key is `m = mix(hash)`, a bijective scramble of the frame hash: real audio
+//! hashes are far from uniform, the scrambled ones spread evenly over the
+//! partitions and buckets addressed by the top bits of `m`.
+//!
+//! Layout: `A` address bits (`2^A` buckets of about 8–32 postings) split into
+//! `P` partition bits and `D = A - P` directory bits. Each partition holds
+//! - an immutable *run*: a directory of `2^D + 1` entries, then per posting
+//!   the low byte of `m` (a fingerprint, scanned to skip non-matching
+//!   postings) and the ref. The bits of `m` between the bucket and the
+//!   fingerprint are not stored: a fingerprint hit is confirmed by the caller
+//!   against the track's hash.
+//! - a small mutable *delta*: an open-addressing table of `(m, ref)` in one
+//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1). Each directory
+//!   entry also carries 32 flag bits, one per sub-bucket (the 5 bits of `m`
+//!   after the bucket), set when the delta may hold such a posting: most
+//!   probes skip the delta without touching it.
+//!
+//! A probe thus costs about two cache misses (directory, fingerprints).
+//!
+//! After each change, a cursor merges partitions round-robin (delta into run,
+//! dead refs dropped) within a work budget proportional to the change, so no
+//! single insert pays for the whole index, deltas stay near
+//! `run / (2 · WORK_PER_POSTING)` on average, and a removed track's postings
+//! are gone within two sweeps. Only a change of geometry (the index grew or
+//! shrank about 4×) or a re-base of the ref space rebuilds everything at
+//! once: see `Index` for that bound.
+
+use super::memsize::alloc_size;
+
+/// Directory bits per partition (at most): a partition of 2^10 buckets holds
+/// about 8K–32K postings, so one merge rewrites well under 200 KB.
+const MAX_DIR_BITS: u32 = 10;
+/// The fingerprint is the low byte of `m`; bucket addresses use at most the
+/// top 24 bits.
+pub(super) const MAX_ADDR_BITS: u32 = 24;
+/// Sub-bucket bits of the delta flags (32 flags per directory entry).
+const FLAG_BITS: u32 = 5;
+/// Postings per bucket right after a rebuild: in `(LOAD, 2·LOAD]`; a rebuild
+/// happens when the load leaves `[LOAD/4, 4·LOAD]` (see `Index`).
+const LOAD: u64 = 8;
+/// Merge work (postings rewritten) granted per posting inserted.
+const WORK_PER_POSTING: u64 = 8;
+/// Merge work granted per posting removed (sweeps dead postings away).
+const WORK_PER_REMOVED: u64 = 2;
+/// Fixed cost of one merge besides its postings (the directory walk).
+const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
+/// An empty delta slot: ref `u32::MAX` is never handed out.
+const EMPTY: u64 = u64::MAX;
+/// Granularity of the coarse dead-ref bitmap (refs per bit).
+const DEAD_BLOCK_SHIFT: u32 = 12;
+
+/// A bijective scramble of the 32-bit hash (lowbias32 by C. Wellons).
+#[inline]
+pub(super) fn mix(h: u32) -> u32 {
+    let mut x = h;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The address bits that suit `postings`: a load in `(LOAD, 2·LOAD]`.
+pub(super) fn addr_bits_for(postings: u64) -> u32 {
+    let buckets = postings.div_ceil(2 * LOAD).max(1);
+    (64 - (buckets - 1).leading_zeros()).min(MAX_ADDR_BITS)
+}
+
+/// Calls its argument with `(m, ref)` for every posting to store.
+pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
+
+/// One partition. An empty one owns no memory besides this struct.
+#[derive(Debug, Clone, Default)]
+struct Partition {
+    /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
+    /// `fps` / `refs`, bits 32..64 its delta flags.
+    dir: Box<[u64]>,
+    fps: Box<[u8]>,
+    refs: Box<[u32]>,
+    /// Open-addressing table (power-of-two length or empty) of `m << 32 | ref`.
+    delta: Vec<u64>,
+    delta_len: u32,
+}
+
+impl Partition {
+    fn mem_usage(&self) -> usize {
+        alloc_size(self.dir.len() * 8)
+            + alloc_size(self.fps.len())
+            + alloc_size(self.refs.len() * 4)
+            + alloc_size(self.delta.capacity() * 8)
+    }
+
+    /// The run's postings of bucket `b`: (fingerprints, refs).
+    #[inline]
+    fn bucket(&self, b: usize) -> (&[u8], &[u32]) {
+        if let (Some(&lo), Some(&hi)) = (self.dir.get(b), self.dir.get(b + 1)) {
+            let (lo, hi) = (lo as u32 as usize, hi as u32 as usize);
+            if let (Some(f), Some(r)) = (self.fps.get(lo..hi), self.refs.get(lo..hi)) {
+                return (f, r);
+            }
+        }
+        (&[], &[])
+    }
+}
+
+/// Refs whose tracks are gone: sorted disjoint ranges, and a coarse bitmap
+/// (one bit per 2^12 refs) that answers "alive" for most refs in O(1).
+#[derive(Debug, Clone, Default)]
+struct DeadRanges {
+    ranges: Vec<(u32, u32)>,
+    coarse: Vec<u64>,
+}
+
+impl DeadRanges {
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    #[inline]
+    fn contains(&self, r: u32) -> bool {
+        let block = (r >> DEAD_BLOCK_SHIFT) as usize;
+        let Some(&word) = self.coarse.get(block / 64) else {
+            return false;
+        };
+        if word & (1 << (block % 64)) == 0 {
+            return false;
+        }
+        let i = self.ranges.partition_point(|&(start, _)| start <= r);
+        i > 0 && self.ranges.get(i - 1).is_some_and(|&(_, end)| r < end)
+    }
+
+    fn add(&mut self, start: u32, end: u32) {
+        let i = self.ranges.partition_point(|&(s, _)| s < start);
+        self.ranges.insert(i, (start, end));
+        self.mark(start, end);
+    }
+
+    fn mark(&mut self, start: u32, end: u32) {
+        let (first, last) = (
+            (start >> DEAD_BLOCK_SHIFT) as usize,
+            ((end - 1) >> DEAD_BLOCK_SHIFT) as usize,
+        );
+        if self.coarse.len() <= last / 64 {
+            self.coarse.resize(last / 64 + 1, 0);
+        }
+        for block in first..=last {
+            if let Some(w) = self.coarse.get_mut(block / 64) {
+                *w |= 1 << (block % 64);
+            }
+        }
+    }
+
+    fn mem_usage(&self) -> usize {
+        alloc_size(self.ranges.capacity() * 8) + alloc_size(self.coarse.capacity() * 8)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Postings {
+    addr_bits: u32,
+    dir_bits: u32,
+    parts: Vec<Partition>,
+    /// Postings stored, dead ones included.
+    stored: u64,
+    /// Stored postings whose track is gone (purged by merges).
+    dead: u64,
+    /// Next partition the round-robin merge rewrites, and the work in hand.
+    cursor: usize,
+    credit: u64,
+    /// Dead ranges recorded before the current sweep began (every partition
+    /// merged since has dropped them), and during it.
+    dead_old: DeadRanges,
+    dead_new: DeadRanges,
+}
+
+impl Default for Postings {
+    fn default() -> Self {
+        Self::with_addr_bits(0)
+    }
+}
+
+impl Postings {
+    pub(super) fn with_addr_bits(addr_bits: u32) -> Self {
+        let addr_bits = addr_bits.min(MAX_ADDR_BITS);
+        let dir_bits = addr_bits.min(MAX_DIR_BITS);
+        let nparts = 1usize << (addr_bits - dir_bits);
+        Postings {
+            addr_bits,
+            dir_bits,
+            parts: vec![Partition::default(); nparts],
+            stored: 0,
+            dead: 0,
+            cursor: 0,
+            credit: 0,
+            dead_old: DeadRanges::default(),
+            dead_new: DeadRanges::default(),
+        }
+    }
+
+    pub(super) fn addr_bits(&self) -> u32 {
+        self.addr_bits
+    }
+
+    /// Live postings.
+    pub(super) fn live(&self) -> u64 {
+        self.stored - self.dead
+    }
+
+    #[inline]
+    fn part_of(&self, m: u32) -> usize {
+        let part_bits = self.addr_bits - self.dir_bits;
+        if part_bits == 0 {
+            0
+        } else {
+            (m >> (32 - part_bits)) as usize
+        }
+    }
+
+    #[inline]
+    fn bucket_of(&self, m: u32) -> usize {
+        if self.dir_bits == 0 {
+            0
+        } else {
+            ((m >> (32 - self.addr_bits)) & ((1 << self.dir_bits) - 1)) as usize
+        }
+    }
+
+    /// The delta flag of `m` within its directory entry (bits 32..64).
+    #[inline]
+    fn flag_of(&self, m: u32) -> u64 {
+        1u64 << (32 + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+    }
+
+    /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
+    ///
+    /// Each posting lands at a random place (its delta slot and its
+    /// directory flag), so the work is organised for the CPU to overlap
+    /// those cache misses: postings are grouped by partition (a counting
+    /// sort), every delta table is grown once up front, then chunk by chunk
+    /// the target lines are first touched (independent loads) and only then
+    /// written.
+    pub(super) fn add(&mut self, entries: &[u64]) {
+        let np = self.parts.len();
+        let mut at = vec![0usize; np + 1];
+        for &e in entries {
+            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
+                *c += 1;
+            }
+        }
+        let nb = 1usize << self.dir_bits;
+        for (p, part) in self.parts.iter_mut().enumerate() {
+            let n = at.get(p + 1).copied().unwrap_or(0);
+            if n > 0 {
+                if part.dir.is_empty() {
+                    part.dir = vec![0u64; nb + 1].into_boxed_slice();
+                }
+                delta_reserve(part, n);
+                part.delta_len += n as u32;
+            }
+        }
+        for k in 1..at.len() {
+            at[k] += at[k - 1];
+        }
+        let mut grouped = vec![0u64; entries.len()];
+        for &e in entries {
+            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32)) {
+                if let Some(slot) = grouped.get_mut(*c) {
+                    *slot = e;
+                }
+                *c += 1;
+            }
+        }
+        let mut touched = 0u64;
+        for chunk in grouped.chunks(1024) {
+            for &e in chunk {
+                let m = (e >> 32) as u32;
+                if let Some(part) = self.parts.get(self.part_of(m)) {
+                    touched ^= part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
+                    touched ^= part
+                        .delta
+                        .get(m as usize & part.delta.len().wrapping_sub(1))
+                        .copied()
+                        .unwrap_or(0);
+                }
+            }
+            for &e in chunk {
+                let m = (e >> 32) as u32;
+                let (p, b, flag) = (self.part_of(m), self.bucket_of(m), self.flag_of(m));
+                if let Some(part) = self.parts.get_mut(p) {
+                    place(&mut part.delta, e);
+                    if let Some(d) = part.dir.get_mut(b) {
+                        *d |= flag;
+                    }
+                }
+            }
+        }
+        std::hint::black_box(touched);
+        self.stored += entries.len() as u64;
+    }
+
+    /// Marks refs `start..end` (holding `postings` postings) as dead.
+    pub(super) fn kill(&mut self, start: u32, end: u32, postings: u64) {
+        if start < end {
+            self.dead_new.add(start, end);
+        }
+        self.dead += postings;
+        self.credit = self.credit.saturating_add(postings * WORK_PER_REMOVED);
+    }
+
+    /// Grants merge work for `inserted` new postings and spends what is in hand.
+    pub(super) fn work(&mut self, inserted: u64) {
+        self.credit = self.credit.saturating_add(inserted * WORK_PER_POSTING);
+        // A sweep that rewrites every partition costs about `stored`: never
+        // carry more credit than that (a long quiet stretch must not buy a pause).
+        let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
+        self.credit = self.credit.min(full);
+        while self.credit > 0 && !self.parts.is_empty() {
+            let cost = self.merge(self.cursor);
+            self.credit = self.credit.saturating_sub(cost);
+            self.cursor += 1;
+            if self.cursor >= self.parts.len() {
+                self.cursor = 0;
+                // Every partition has been merged since `dead_old` was recorded.
+                self.dead_old = std::mem::take(&mut self.dead_new);
+            }
+        }
+    }
+
+    #[inline]
+    fn is_dead(&self, r: u32) -> bool {
+        self.dead_new.contains(r) || self.dead_old.contains(r)
+    }
+
+    /// Rewrites partition `p`'s run with its delta merged in and dead refs
+    /// dropped. Returns the work done.
+    fn merge(&mut self, p: usize) -> u64 {
+        let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
+        let Some(part) = self.parts.get(p) else {
+            return 0;
+        };
+        let run_len = part.refs.len();
+        if part.delta_len == 0 && (no_dead || run_len == 0) {
+            // Nothing to rewrite: only the visit is paid for.
+            return 64;
+        }
+        let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+        fresh.sort_unstable();
+        let cost = (run_len + fresh.len()) as u64 + MERGE_OVERHEAD;
+        let nb = 1usize << self.dir_bits;
+        let mut dir = Vec::with_capacity(nb + 1);
+        let mut fps = Vec::with_capacity(run_len + fresh.len());
+        let mut refs = Vec::with_capacity(run_len + fresh.len());
+        let mut dropped = 0u64;
+        let mut j = 0;
+        for b in 0..nb {
+            dir.push(refs.len() as u64);
+            let (f, r) = part.bucket(b);
+            if no_dead {
+                fps.extend_from_slice(f);
+                refs.extend_from_slice(r);
+            } else {
+                for (&fp, &rf) in f.iter().zip(r) {
+                    if self.is_dead(rf) {
+                        dropped += 1;
+                    } else {
+                        fps.push(fp);
+                        refs.push(rf);
+                    }
+                }
+            }
+            while let Some(&e) = fresh.get(j) {
+                if self.bucket_of((e >> 32) as u32) != b {
+                    break;
+                }
+                j += 1;
+                let rf = e as u32;
+                if !no_dead && self.is_dead(rf) {
+                    dropped += 1;
+                } else {
+                    fps.push((e >> 32) as u8);
+                    refs.push(rf);
+                }
+            }
+        }
+        dir.push(refs.len() as u64);
+        let new = if refs.is_empty() {
+            Partition::default()
+        } else {
+            Partition {
+                dir: dir.into_boxed_slice(),
+                fps: fps.into_boxed_slice(),
+                refs: refs.into_boxed_slice(),
+                delta: Vec::new(),
+                delta_len: 0,
+            }
+        };
+        if let Some(slot) = self.parts.get_mut(p) {
+            *slot = new;
+        }
+        self.stored -= dropped;
+        self.dead -= dropped.min(self.dead);
+        cost
+    }
+
+    /// Calls `hit(i, r, exact)` for every stored posting that may hold the
+    /// hash whose scramble is `ms[i]`. `exact` says the full hash matched;
+    /// otherwise the caller must confirm it against the track. Dead refs may
+    /// be reported too: the caller drops them.
+    ///
+    /// Probes go in chunks through three passes so that each pass issues
+    /// independent loads whose cache misses the CPU overlaps, instead of one
+    /// dependent chain of misses per probe: (1) touch the directory entry,
+    /// (2) read it and touch the fingerprints (and the delta slot when the
+    /// flag says so), (3) scan them, now in cache. "Touching" is a plain load
+    /// folded into a value kept alive by `black_box` (no `unsafe` prefetch).
+    pub(super) fn probe(&self, ms: &[u32], hit: &mut impl FnMut(usize, u32, bool)) {
+        const CHUNK: usize = 256;
+        let (order, sorted) = order_by_top_bits(ms);
+        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(CHUNK.min(ms.len()));
+        let mut spans: Vec<(u32, u32, bool)> = Vec::with_capacity(CHUNK.min(ms.len()));
+        let mut touched = 0u64;
+        for (chunk, idx) in sorted.chunks(CHUNK).zip(order.chunks(CHUNK)) {
+            loc.clear();
+            for &m in chunk {
+                let p = self.part_of(m);
+                let b = self.bucket_of(m);
+                if let Some(part) = self.parts.get(p) {
+                    touched ^= part.dir.get(b).copied().unwrap_or(0);
+                }
+                loc.push((p as u32, b as u32));
+            }
+            spans.clear();
+            for (&m, &(p, b)) in chunk.iter().zip(loc.iter()) {
+                let (p, b) = (p as usize, b as usize);
+                let span = match self.parts.get(p) {
+                    Some(part) => match (part.dir.get(b), part.dir.get(b + 1)) {
+                        (Some(&lo), Some(&hi)) => {
+                            let in_delta = lo & self.flag_of(m) != 0;
+                            let (lo, hi) = (lo as u32, hi as u32);
+                            if lo < hi {
+                                touched ^=
+                                    u64::from(part.fps.get(lo as usize).copied().unwrap_or(0));
+                            }
+                            if in_delta {
+                                let at = m as usize & part.delta.len().wrapping_sub(1);
+                                touched ^= part.delta.get(at).copied().unwrap_or(0);
+                            }
+                            (lo, hi, in_delta)
+                        }
+                        _ => (0, 0, false),
+                    },
+                    None => (0, 0, false),
+                };
+                spans.push(span);
+            }
+            for (((&m, &i), &(p, b)), &(_, _, in_delta)) in
+                chunk.iter().zip(idx).zip(loc.iter()).zip(spans.iter())
+            {
+                let i = i as usize;
+                let Some(part) = self.parts.get(p as usize) else {
+                    continue;
+                };
+                let (f, r) = part.bucket(b as usize);
+                let fp = m as u8;
+                for (j, &x) in f.iter().enumerate() {
+                    if x == fp {
+                        if let Some(&rf) = r.get(j) {
+                            hit(i, rf, false);
+                        }
+                    }
+                }
+                if in_delta && part.delta_len > 0 {
+                    let mask = part.delta.len() - 1;
+                    let mut at = m as usize & mask;
+                    while let Some(&e) = part.delta.get(at) {
+                        if e == EMPTY {
+                            break;
+                        }
+                        if (e >> 32) as u32 == m {
+                            hit(i, e as u32, true);
+                        }
+                        at = (at + 1) & mask;
+                    }
+                }
+            }
+        }
+        std::hint::black_box(touched);
+    }
+
+    /// (distinct hashes, live postings, longest posting list), in one
+    /// sequential pass: within a bucket, postings with different fingerprints
+    /// hold different hashes, so only postings sharing a fingerprint are
+    /// resolved (`hash_of(ref)`: the hash, or `None` for a dead ref).
+    pub(super) fn stats(&self, hash_of: &dyn Fn(u32) -> Option<u32>) -> (u64, u64, u64) {
+        let (mut distinct, mut postings, mut longest) = (0u64, 0u64, 0u64);
+        let any_dead = self.dead > 0;
+        let mut entries: Vec<(u8, u32)> = Vec::new();
+        let mut hashes: Vec<u32> = Vec::new();
+        for part in &self.parts {
+            let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+            fresh.sort_unstable();
+            let mut j = 0;
+            for b in 0..(1usize << self.dir_bits) {
+                entries.clear();
+                let (f, r) = part.bucket(b);
+                entries.extend(f.iter().copied().zip(r.iter().copied()));
+                while let Some(&e) = fresh.get(j) {
+                    if self.bucket_of((e >> 32) as u32) != b {
+                        break;
+                    }
+                    entries.push(((e >> 32) as u8, e as u32));
+                    j += 1;
+                }
+                if any_dead {
+                    entries.retain(|&(_, r)| !self.is_dead(r));
+                }
+                entries.sort_unstable();
+                for group in entries.chunk_by(|a, b| a.0 == b.0) {
+                    if let [_] = group {
+                        distinct += 1;
+                        postings += 1;
+                        longest = longest.max(1);
+                        continue;
+                    }
+                    hashes.clear();
+                    hashes.extend(group.iter().filter_map(|&(_, r)| hash_of(r)));
+                    hashes.sort_unstable();
+                    postings += hashes.len() as u64;
+                    for same in hashes.chunk_by(|a, b| a == b) {
+                        distinct += 1;
+                        longest = longest.max(same.len() as u64);
+                    }
+                }
+            }
+        }
+        (distinct, postings, longest)
+    }
+
+    pub(super) fn mem_usage(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + alloc_size(self.parts.capacity() * std::mem::size_of::<Partition>())
+            + self.parts.iter().map(Partition::mem_usage).sum::<usize>()
+            + self.dead_old.mem_usage()
+            + self.dead_new.mem_usage()
+    }
+
+    /// Builds the whole index at once from `(m, ref)` produced by `each`,
+    /// which is called twice and must produce the same postings both times
+    /// (first to count the buckets, then to fill them), so no temporary copy
+    /// of the postings is needed.
+    pub(super) fn build(addr_bits: u32, each: &EachPosting) -> Self {
+        let mut out = Postings::with_addr_bits(addr_bits);
+        let a = out.addr_bits;
+        let d = out.dir_bits;
+        let nb = 1usize << d;
+        let global = |m: u32| -> usize {
+            if a == 0 {
+                0
+            } else {
+                (m >> (32 - a)) as usize
+            }
+        };
+        // Pass 1: postings per global bucket.
+        let mut cursor = vec![0u32; 1usize << a];
+        let mut total = 0u64;
+        each(&mut |m, _| {
+            if let Some(c) = cursor.get_mut(global(m)) {
+                *c += 1;
+                total += 1;
+            }
+        });
+        // Directories, exactly sized runs, and write cursors local to each partition.
+        for (p, part) in out.parts.iter_mut().enumerate() {
+            let Some(counts) = cursor.get_mut(p * nb..(p + 1) * nb) else {
+                continue;
+            };
+            let mut dir = Vec::with_capacity(nb + 1);
+            let mut at = 0u32;
+            for c in counts.iter_mut() {
+                dir.push(u64::from(at));
+                let n = *c;
+                *c = at;
+                at += n;
+            }
+            dir.push(u64::from(at));
+            if at > 0 {
+                part.dir = dir.into_boxed_slice();
+                part.fps = vec![0u8; at as usize].into_boxed_slice();
+                part.refs = vec![0u32; at as usize].into_boxed_slice();
+            }
+        }
+        // Pass 2: scatter.
+        let parts = &mut out.parts;
+        each(&mut |m, r| {
+            let g = global(m);
+            if let (Some(c), Some(part)) = (cursor.get_mut(g), parts.get_mut(g >> d)) {
+                let at = *c as usize;
+                *c += 1;
+                if let (Some(f), Some(rf)) = (part.fps.get_mut(at), part.refs.get_mut(at)) {
+                    *f = m as u8;
+                    *rf = r;
+                }
+            }
+        });
+        out.stored = total;
+        out
+    }
+
+    /// Checks the internal invariants (tests only).
+    #[cfg(test)]
+    pub(super) fn check(&self) {
+        let mut stored = 0u64;
+        for part in &self.parts {
+            stored += part.refs.len() as u64 + u64::from(part.delta_len);
+            assert_eq!(
+                part.delta.iter().filter(|&&e| e != EMPTY).count(),
+                part.delta_len as usize
+            );
+            assert!(part.delta_len as usize * 2 <= part.delta.len() || part.delta.is_empty());
+            if !part.refs.is_empty() || part.delta_len > 0 {
+                assert_eq!(part.dir.len(), (1 << self.dir_bits) + 1);
+                assert_eq!(
+                    part.dir.last().map(|&x| x as u32 as usize),
+                    Some(part.refs.len())
+                );
+            }
+            assert_eq!(part.fps.len(), part.refs.len());
+            for &e in part.delta.iter().filter(|&&e| e != EMPTY) {
+                let m = (e >> 32) as u32;
+                assert_eq!(
+                    self.parts
+                        .get(self.part_of(m))
+                        .map(|q| std::ptr::eq(q, part)),
+                    Some(true)
+                );
+                let flags = part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
+                assert!(
+                    flags & self.flag_of(m) != 0,
+                    "delta posting without its flag"
+                );
+            }
+        }
+        assert_eq!(stored, self.stored);
+        assert!(self.dead <= self.stored);
+    }
+
+    /// Address bits, partitions, dead postings (tests).
+    #[cfg(test)]
+    pub(super) fn geometry(&self) -> (u32, usize, u64) {
+        (self.addr_bits, self.parts.len(), self.dead)
+    }
+}
+
+/// The probe indexes ordered by the top 12 bits of their scrambled hash
+/// (a counting sort), and the scrambled hashes in that order: neighbouring
+/// probes then touch neighbouring memory (fewer TLB and cache misses).
+fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    const BITS: u32 = 12;
+    let mut at = vec![0u32; (1 << BITS) + 1];
+    for &m in ms {
+        if let Some(c) = at.get_mut((m >> (32 - BITS)) as usize + 1) {
+            *c += 1;
+        }
+    }
+    for k in 1..at.len() {
+        at[k] += at[k - 1];
+    }
+    let mut order = vec![0u32; ms.len()];
+    let mut sorted = vec![0u32; ms.len()];
+    for (i, &m) in ms.iter().enumerate() {
+        if let Some(c) = at.get_mut((m >> (32 - BITS)) as usize) {
+            if let (Some(o), Some(s)) = (order.get_mut(*c as usize), sorted.get_mut(*c as usize)) {
+                *o = i as u32;
+                *s = m;
+            }
+            *c += 1;
+        }
+    }
+    (order, sorted)
+}
+
+/// Makes room for `more` entries in an open-addressing table, keeping its
+/// load at most 1/2.
+fn delta_reserve(part: &mut Partition, more: usize) {
+    let need = (part.delta_len as usize + more) * 2;
+    if need > part.delta.len() {
+        let cap = need.next_power_of_two().max(16);
+        let old = std::mem::replace(&mut part.delta, vec![EMPTY; cap]);
+        for x in old {
+            if x != EMPTY {
+                place(&mut part.delta, x);
+            }
+        }
+    }
+}
+
+/// Puts `e` in the first free slot from its home slot on (the table is never full).
+fn place(table: &mut [u64], e: u64) {
+    let mask = table.len().wrapping_sub(1);
+    let mut k = (e >> 32) as usize & mask;
+    for _ in 0..table.len() {
+        match table.get_mut(k) {
+            Some(slot) if *slot == EMPTY => {
+                *slot = e;
+                return;
+            }
+            _ => k = (k + 1) & mask,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_is_a_bijection_on_a_sample() {
+        let mut seen: Vec<u32> = (0..1u32 << 16)
+            .map(|h| mix(h.wrapping_mul(65_537)))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 1 << 16);
+    }
+
+    #[test]
+    fn addr_bits_grow_with_size_and_stop_at_the_cap() {
+        assert_eq!(addr_bits_for(0), 0);
+        assert_eq!(addr_bits_for(16), 0);
+        assert_eq!(addr_bits_for(17), 1);
+        assert_eq!(addr_bits_for(16 * 16), 4);
+        assert_eq!(addr_bits_for(16 * 16 + 1), 5);
+        assert_eq!(addr_bits_for(40_000_000), 22);
+        assert_eq!(addr_bits_for(u64::MAX / 2), MAX_ADDR_BITS);
+    }
+
+    #[test]
+    fn dead_ranges_contain_exactly_their_refs() {
+        let mut d = DeadRanges::default();
+        d.add(10, 20);
+        d.add(0, 5);
+        d.add(30, 31);
+        d.add(9000, 13_000);
+        let dead: Vec<u32> = (0..20_000).filter(|&r| d.contains(r)).collect();
+        let want: Vec<u32> = (0..5)
+            .chain(10..20)
+            .chain(30..31)
+            .chain(9000..13_000)
+            .collect();
+        assert_eq!(dead, want);
+    }
+}
