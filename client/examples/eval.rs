@@ -1,4 +1,5 @@
-//! Offline accuracy harness: fingerprint the bench corpus, index it in memory,
+//! Offline accuracy harness: fingerprint the bench corpus, index it in an
+//! in-memory `auscout_core::Index` (the module's own engine),
 //! look up every clip of a query manifest and write the `results.csv` that
 //! `shared/bench/score.py` scores — no Redis involved, so matcher changes are
 //! measured in seconds.
@@ -32,7 +33,7 @@ use std::sync::Mutex;
 use std::time::{Instant, UNIX_EPOCH};
 
 use auscout_core::matcher::{self, FrameSource, LookupParams, Verdict};
-use auscout_core::TrackId;
+use auscout_core::{Index, TrackId};
 use auscoutclient::{fingerprint_file, Fingerprint, HashOptions};
 
 const HOP: f64 = 64.0;
@@ -48,6 +49,9 @@ struct Args {
     calibrate: bool,
     score: bool,
     dump: Option<PathBuf>,
+    /// `limit` of the dump's and the calibration's lookups: more than 20
+    /// verifies more candidates (to study candidate selection offline).
+    dump_limit: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         calibrate: false,
         score: true,
         dump: None,
+        dump_limit: LookupParams::default().limit,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +82,9 @@ fn parse_args() -> Result<Args, String> {
             "--calibrate" => a.calibrate = true,
             "--no-score" => a.score = false,
             "--dump" => a.dump = Some(value()?.into()),
+            "--dump-limit" => {
+                a.dump_limit = value()?.parse().map_err(|e| format!("--dump-limit: {e}"))?
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -109,7 +117,7 @@ fn run() -> Result<(), String> {
     files.sort();
     let t0 = Instant::now();
     let prints = fingerprint_all(&files, &opts, &args.cache);
-    let mut src = FlatSource::default();
+    let mut src = Corpus::default();
     let mut names = Vec::new();
     for (path, fp) in files.iter().zip(prints) {
         match fp {
@@ -118,17 +126,16 @@ fn run() -> Result<(), String> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                src.add(names.len() as TrackId + 1, fp.hashes, fp.toggles);
+                src.add(names.len() as TrackId + 1, &name, &fp.hashes, fp.toggles)?;
                 names.push(name);
             }
             Err(e) => eprintln!("eval: skipping {}: {e}", path.display()),
         }
     }
-    src.finish();
     eprintln!(
         "indexed {} tracks, {} frames in {:.1} s",
         names.len(),
-        src.frames(),
+        src.index.frame_count(),
         t0.elapsed().as_secs_f64()
     );
 
@@ -162,6 +169,7 @@ fn run() -> Result<(), String> {
     };
     let dump_params = LookupParams {
         threshold: 0.0,
+        limit: args.dump_limit,
         ..params.clone()
     };
     for (row, fp) in rows.iter().zip(&qprints) {
@@ -183,7 +191,9 @@ fn run() -> Result<(), String> {
         let (name, offset, score, ms) = match fp {
             Ok(fp) => {
                 let t = Instant::now();
-                let got = matcher::lookup(&src, &fp.hashes, &fp.toggles, &params)
+                let got = src
+                    .index
+                    .lookup(&fp.hashes, &fp.toggles, &params)
                     .map_err(|e| format!("{}: {e}", row.clip))?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 match got.first() {
@@ -254,7 +264,7 @@ const SKIP_TAIL: usize = 1875;
 type Samples = HashMap<usize, Vec<(f64, u64, f64)>>;
 
 fn calibrate(
-    src: &FlatSource,
+    src: &Corpus,
     names: &[String],
     args: &Args,
     opts: &HashOptions,
@@ -264,6 +274,7 @@ fn calibrate(
 ) {
     let params = LookupParams {
         threshold: 0.0,
+        limit: args.dump_limit,
         ..LookupParams::default()
     };
     // 1. Group-out: windows of every indexed track (its own fingerprint and
@@ -271,16 +282,13 @@ fn calibrate(
     // hidden, since a game's soundtrack reuses its own material.
     let group = |name: &str| name.split("__").next().unwrap_or_default().to_owned();
     let mut out_of_group: Samples = HashMap::new();
-    for slot in 0..src.tracks.len() as u32 {
-        let g = names
-            .get(slot as usize)
-            .map(|n| group(n))
-            .unwrap_or_default();
-        let hidden: Vec<u32> = (0..src.tracks.len() as u32)
-            .filter(|&s| names.get(s as usize).map(|n| group(n)) == Some(g.clone()))
+    for (k, name) in names.iter().enumerate() {
+        let id = k as TrackId + 1;
+        let g = group(name);
+        let hidden: Vec<TrackId> = (1..=names.len() as TrackId)
+            .filter(|&i| names.get(i as usize - 1).map(|n| group(n)).as_ref() == Some(&g))
             .collect();
         let view = Hiding { src, hidden };
-        let name = names.get(slot as usize).map_or("", |n| n.as_str());
         let w = Windows {
             set: "out_of_group",
             name,
@@ -289,8 +297,8 @@ fn calibrate(
         };
         w.run(
             &view,
-            src.hashes(slot),
-            src.toggles(slot),
+            src.hashes_of(id),
+            src.toggles_of(id),
             &params,
             &mut out_of_group,
             dump,
@@ -490,14 +498,14 @@ fn print_quantiles(label: &str, mut v: Vec<(f64, u64, f64)>) {
 
 /// The index with some tracks hidden (out-of-group negatives).
 struct Hiding<'a> {
-    src: &'a FlatSource,
-    hidden: Vec<u32>,
+    src: &'a Corpus,
+    hidden: Vec<TrackId>,
 }
 
 impl FrameSource for Hiding<'_> {
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
         self.src.probe(probes, &mut |i, slot, pos| {
-            if !self.hidden.contains(&slot) {
+            if !self.hidden.contains(&self.src.id(slot)) {
                 hit(i, slot, pos);
             }
         });
@@ -512,70 +520,51 @@ impl FrameSource for Hiding<'_> {
 
 // ------------------------------------------------------------- the frame source
 
-/// Postings sorted by hash, found by binary search: simple and exact, enough
-/// for an offline harness over a few million frames.
+/// The real in-memory `Index` (what the Redis module stores), plus each
+/// track's own toggles so calibration can cut queries from indexed tracks.
+/// Track `k` (0-based, in file-name order) has id `k + 1`.
 #[derive(Default)]
-struct FlatSource {
-    tracks: Vec<(TrackId, Vec<u32>)>,
-    /// Per slot, the toggles the track's fingerprint came with (queries cut
-    /// from indexed tracks for calibration use them).
+struct Corpus {
+    index: Index,
     toggles: Vec<Vec<u32>>,
-    postings: Vec<(u32, u32, u32)>,
 }
 
-impl FlatSource {
-    fn add(&mut self, id: TrackId, hashes: Vec<u32>, toggles: Vec<u32>) {
-        let slot = self.tracks.len() as u32;
-        let mut prev = None;
-        for (pos, &h) in hashes.iter().enumerate() {
-            // One posting per run of equal hashes, at its first frame.
-            if prev != Some(h) {
-                self.postings.push((h, slot, pos as u32));
-            }
-            prev = Some(h);
-        }
-        self.tracks.push((id, hashes));
+impl Corpus {
+    fn add(
+        &mut self,
+        id: TrackId,
+        name: &str,
+        hashes: &[u32],
+        toggles: Vec<u32>,
+    ) -> Result<(), String> {
+        self.index
+            .insert(Some(id), name.as_bytes(), hashes)
+            .map_err(|e| format!("{name}: {e}"))?;
         self.toggles.push(toggles);
+        Ok(())
     }
 
-    fn finish(&mut self) {
-        self.postings.sort_unstable();
+    fn hashes_of(&self, id: TrackId) -> &[u32] {
+        self.index.track(id).map_or(&[], |t| t.hashes)
     }
 
-    fn frames(&self) -> usize {
-        self.tracks.iter().map(|t| t.1.len()).sum()
-    }
-
-    /// The toggles of an indexed track's own fingerprint.
-    fn toggles(&self, slot: u32) -> &[u32] {
-        self.toggles
-            .get(slot as usize)
+    fn toggles_of(&self, id: TrackId) -> &[u32] {
+        usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.toggles.get(i))
             .map_or(&[], |t| t.as_slice())
     }
 }
 
-impl FrameSource for FlatSource {
+impl FrameSource for Corpus {
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
-        for (i, &h) in probes.iter().enumerate() {
-            let start = self.postings.partition_point(|p| p.0 < h);
-            for p in self
-                .postings
-                .get(start..)
-                .unwrap_or(&[])
-                .iter()
-                .take_while(|p| p.0 == h)
-            {
-                hit(i, p.1, p.2);
-            }
-        }
+        self.index.probe(probes, hit)
     }
     fn hashes(&self, slot: u32) -> &[u32] {
-        self.tracks
-            .get(slot as usize)
-            .map_or(&[], |t| t.1.as_slice())
+        FrameSource::hashes(&self.index, slot)
     }
     fn id(&self, slot: u32) -> TrackId {
-        self.tracks.get(slot as usize).map_or(0, |t| t.0)
+        FrameSource::id(&self.index, slot)
     }
 }
 

@@ -78,7 +78,7 @@ impl SimIndex {
 impl FrameSource for SimIndex {
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
         // 40M / 2^32 of the 64-bit range: the chance a probe hits some other posting.
-        const RATE: u64 = ((TRACKS as u64 * FRAMES as u64) << 32) as u64;
+        const RATE: u64 = (TRACKS as u64 * FRAMES as u64) << 32;
         for (i, &h) in probes.iter().enumerate() {
             if let Some(ps) = self.target.get(&h) {
                 for &p in ps {
