@@ -88,9 +88,9 @@ pub trait FrameSource {
 }
 
 /// How many of the best-voted candidates are verified by BER. More costs time
-/// and raises the level unrelated audio reaches (best of more tries); 20 is
+/// and raises the level unrelated audio reaches (best of more tries); 50 is
 /// what the calibration in `chance.rs` was measured with.
-const VERIFIED_CANDIDATES: usize = 20;
+const VERIFIED_CANDIDATES: usize = 50;
 
 /// Every track whose score is ≥ `params.threshold`, best first, at most
 /// `params.limit`, one per track (its best alignment).
@@ -153,8 +153,8 @@ impl Verdict {
 /// position), possibly several per track. [`lookup`] is this plus the
 /// threshold, the limit and one answer per track.
 ///
-/// The best-voted `max(20, min(limit, 256))` alignments are verified; the
-/// score calibration was measured with 20, and verifying more raises the level
+/// The best-voted `max(50, min(limit, 256))` alignments are verified; the
+/// score calibration was measured with 50, and verifying more raises the level
 /// unrelated audio reaches only slightly (best of more tries).
 pub fn lookup_candidates<S: FrameSource + ?Sized>(
     src: &S,
