@@ -660,12 +660,34 @@ fn writes_send_keyspace_notifications() {
         .unwrap();
     let id = add(&mut c, "idx", &[1]);
     let _: i64 = cmd("auscout.del").arg("idx").arg(id).query(&mut c).unwrap();
+    let id = addtrack(&mut c, "idx", &[1], "d");
+    let _: i64 = cmd("auscout.append")
+        .arg("idx")
+        .arg(id)
+        .arg(wire(&[2]))
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("auscout.setnextid")
+        .arg("idx")
+        .arg(50)
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("auscout.delkey").arg("idx").query(&mut c).unwrap();
+    let expected = [
+        "auscout.add",
+        "auscout.del",
+        "del",
+        "auscout.addtrack",
+        "auscout.append",
+        "auscout.setnextid",
+        "del",
+    ];
     let mut events = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..expected.len() {
         let msg = pubsub.get_message().unwrap();
         events.push(msg.get_payload::<String>().unwrap());
     }
-    assert_eq!(events, vec!["auscout.add", "auscout.del", "del"]);
+    assert_eq!(events, expected);
 }
 
 #[test]

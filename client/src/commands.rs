@@ -149,7 +149,12 @@ struct AddTotals {
 }
 
 fn add(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
-    let files = files(opts, given, out)?;
+    let mut files = files(opts, given, out)?;
+    // Biggest files first, so that no core is left alone with a long one at
+    // the end of the run (longest-processing-time-first).
+    files.sort_by_cached_key(|f| {
+        std::cmp::Reverse(std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+    });
     let store = open(opts, Access::Write)?;
     let started = Instant::now();
     // Resume: what an earlier (maybe killed) run indexed is skipped. Files

@@ -210,8 +210,23 @@ impl Store {
         access: Access,
     ) -> Result<Self, ClientError> {
         let mut conn = endpoint.connect()?;
-        let layout = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)?;
-        let existing = existing_shards(&mut conn, &layout)?;
+        // The cluster client connects lazily: a server that is no cluster
+        // node shows up only here, as "no connections found".
+        let not_a_cluster = |e: ClientError| match e {
+            ClientError::Redis(source)
+                if endpoint.is_cluster()
+                    && source.kind() == ErrorKind::ClusterConnectionNotFound =>
+            {
+                ClientError::Connect {
+                    target: format!("{} (is it a node of a Redis Cluster?)", endpoint.shown),
+                    source,
+                }
+            }
+            other => other,
+        };
+        let layout = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)
+            .map_err(not_a_cluster)?;
+        let existing = existing_shards(&mut conn, &layout).map_err(not_a_cluster)?;
         // With no shard there at all, ask them all: the module then says
         // the index does not exist, which is what the user needs to hear.
         let lookup_shards = if existing.is_empty() {

@@ -87,6 +87,7 @@ fn bad_files_are_reported_while_the_rest_is_added_and_looked_up() {
     let rows = csv_rows(&stdout(&out));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].clip, path_str(&good));
+    assert_eq!(rows[0].matched, "good.wav");
     assert_one_line_each(&stderr(&out), &bad);
 }
 

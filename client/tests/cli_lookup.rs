@@ -98,7 +98,6 @@ fn count(url: &str, key: &str) -> i64 {
 }
 
 #[test]
-#[ignore = "until Index::lookup is wired to the matcher"]
 fn add_lookup_resume_and_delete() {
     let server = Server::start();
     let url = server.url();
@@ -280,7 +279,6 @@ fn add_lookup_resume_and_delete() {
 }
 
 #[test]
-#[ignore = "until Index::lookup is wired to the matcher"]
 fn options_limit_work_and_legacy_flags_parse() {
     let server = Server::start();
     let url = server.url();
@@ -371,7 +369,6 @@ fn options_limit_work_and_legacy_flags_parse() {
 }
 
 #[test]
-#[ignore = "until Index::lookup is wired to the matcher"]
 fn sharded_index_on_one_server() {
     let server = Server::start();
     let url = server.url();

@@ -1,4 +1,5 @@
-//! The inverted index hash → postings, in about 5.5–6 bytes per posting.
+//! The inverted index hash → postings, in about 7 bytes per posting (5 in
+//! the run, the rest its share of directory and delta).
 //!
 //! A posting is a `u32` *global ref* (`track base + frame`, see `Index`). Its
 //! key is `m = mix(hash)`, a bijective scramble of the frame hash: real audio
@@ -45,6 +46,12 @@ const LOAD: u64 = 8;
 const WORK_PER_POSTING: u64 = 8;
 /// Merge work granted per posting removed (sweeps dead postings away).
 const WORK_PER_REMOVED: u64 = 2;
+/// A partition receiving this many postings at once merges them straight
+/// into its run, and a delta never grows past `DELTA_MAX`: equal hashes (a
+/// track alternating two hashes, say) share one home slot in the delta, so
+/// its linear-probing clusters must stay short.
+const DIRECT_MERGE: usize = 1024;
+const DELTA_MAX: usize = 4096;
 /// Fixed cost of one merge besides its postings (the directory walk).
 const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
 /// An empty delta slot: ref `u32::MAX` is never handed out.
@@ -235,72 +242,95 @@ impl Postings {
         1u64 << (32 + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
     }
 
-    /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash), grouped
-    /// by partition first so each partition's delta is visited once.
+    /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
+    ///
+    /// Each posting lands at a random place (its delta slot and its
+    /// directory flag), so the work is organised for the CPU to overlap
+    /// those cache misses: postings are grouped by partition (a counting
+    /// sort), every delta table is grown once up front, then chunk by chunk
+    /// the target lines are first touched (independent loads) and only then
+    /// written.
     pub(super) fn add(&mut self, entries: &[u64]) {
         let np = self.parts.len();
-        let grouped;
-        let entries = if np > 1 {
-            // Counting sort by partition.
-            let mut at = vec![0usize; np + 1];
-            for &e in entries {
-                if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
-                    *c += 1;
-                }
+        let mut at = vec![0usize; np + 1];
+        for &e in entries {
+            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
+                *c += 1;
             }
-            for k in 1..at.len() {
-                at[k] += at[k - 1];
-            }
-            let mut out = vec![0u64; entries.len()];
-            for &e in entries {
-                let p = self.part_of((e >> 32) as u32);
-                if let Some(c) = at.get_mut(p) {
-                    if let Some(slot) = out.get_mut(*c) {
-                        *slot = e;
-                    }
-                    *c += 1;
-                }
-            }
-            grouped = out;
-            &grouped[..]
-        } else {
-            entries
-        };
+        }
         let nb = 1usize << self.dir_bits;
-        let mut rest = entries;
-        while let Some(&first) = rest.first() {
-            let p = self.part_of((first >> 32) as u32);
-            let n = rest
-                .iter()
-                .take_while(|&&e| self.part_of((e >> 32) as u32) == p)
-                .count();
-            let (group, tail) = rest.split_at(n);
-            rest = tail;
-            let flags: Vec<(usize, u64)> = group
-                .iter()
-                .map(|&e| {
-                    (
-                        self.bucket_of((e >> 32) as u32),
-                        self.flag_of((e >> 32) as u32),
-                    )
-                })
-                .collect();
-            let Some(part) = self.parts.get_mut(p) else {
+        let direct: Vec<bool> = self
+            .parts
+            .iter()
+            .zip(at.iter().skip(1))
+            .map(|(part, &n)| n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX)
+            .collect();
+        for (p, part) in self.parts.iter_mut().enumerate() {
+            let n = at.get(p + 1).copied().unwrap_or(0);
+            if n > 0 && !direct.get(p).copied().unwrap_or(false) {
+                if part.dir.is_empty() {
+                    part.dir = vec![0u64; nb + 1].into_boxed_slice();
+                }
+                delta_reserve(part, n);
+                part.delta_len += n as u32;
+            }
+        }
+        for k in 1..at.len() {
+            at[k] += at[k - 1];
+        }
+        let starts = at.clone();
+        let mut grouped = vec![0u64; entries.len()];
+        for &e in entries {
+            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32)) {
+                if let Some(slot) = grouped.get_mut(*c) {
+                    *slot = e;
+                }
+                *c += 1;
+            }
+        }
+        // Big groups go straight into their runs; the rest into the deltas.
+        let mut pending = Vec::with_capacity(entries.len());
+        for (p, &is_direct) in direct.iter().enumerate() {
+            let (lo, hi) = (
+                starts.get(p).copied().unwrap_or(0),
+                starts.get(p + 1).copied().unwrap_or(0),
+            );
+            let Some(group) = grouped.get(lo..hi) else {
                 continue;
             };
-            if part.dir.is_empty() {
-                part.dir = vec![0u64; nb + 1].into_boxed_slice();
+            if is_direct && !group.is_empty() {
+                self.merge(p, group);
+            } else {
+                pending.extend_from_slice(group);
             }
-            delta_reserve(part, group.len());
-            for (&e, &(b, flag)) in group.iter().zip(&flags) {
-                place(&mut part.delta, e);
-                if let Some(d) = part.dir.get_mut(b) {
-                    *d |= flag;
+        }
+        let grouped = pending;
+        let mut touched = 0u64;
+        for chunk in grouped.chunks(1024) {
+            for &e in chunk {
+                let m = (e >> 32) as u32;
+                if let Some(part) = self.parts.get(self.part_of(m)) {
+                    touched ^= part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
+                    touched ^= part
+                        .delta
+                        .get(m as usize & part.delta.len().wrapping_sub(1))
+                        .copied()
+                        .unwrap_or(0);
                 }
             }
-            part.delta_len += group.len() as u32;
-            self.stored += group.len() as u64;
+            for &e in chunk {
+                let m = (e >> 32) as u32;
+                let (p, b, flag) = (self.part_of(m), self.bucket_of(m), self.flag_of(m));
+                if let Some(part) = self.parts.get_mut(p) {
+                    place(&mut part.delta, e);
+                    if let Some(d) = part.dir.get_mut(b) {
+                        *d |= flag;
+                    }
+                }
+            }
         }
+        std::hint::black_box(touched);
+        self.stored += entries.len() as u64;
     }
 
     /// Marks refs `start..end` (holding `postings` postings) as dead.
@@ -320,7 +350,7 @@ impl Postings {
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
         while self.credit > 0 && !self.parts.is_empty() {
-            let cost = self.merge(self.cursor);
+            let cost = self.merge(self.cursor, &[]);
             self.credit = self.credit.saturating_sub(cost);
             self.cursor += 1;
             if self.cursor >= self.parts.len() {
@@ -338,17 +368,18 @@ impl Postings {
 
     /// Rewrites partition `p`'s run with its delta merged in and dead refs
     /// dropped. Returns the work done.
-    fn merge(&mut self, p: usize) -> u64 {
+    fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
             return 0;
         };
         let run_len = part.refs.len();
-        if part.delta_len == 0 && (no_dead || run_len == 0) {
+        if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
             return 64;
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+        fresh.extend_from_slice(extra);
         fresh.sort_unstable();
         let cost = (run_len + fresh.len()) as u64 + MERGE_OVERHEAD;
         let nb = 1usize << self.dir_bits;
@@ -492,17 +523,65 @@ impl Postings {
         std::hint::black_box(touched);
     }
 
-    /// Calls `f` once per partition with every ref it stores (dead ones
-    /// included), for the statistics.
-    pub(super) fn for_each_partition(&self, f: &mut impl FnMut(&mut dyn Iterator<Item = u32>)) {
-        for part in self.parts.iter() {
-            let delta = part
-                .delta
-                .iter()
-                .filter(|&&e| e != EMPTY)
-                .map(|&e| e as u32);
-            f(&mut part.refs.iter().copied().chain(delta));
+    /// (distinct hashes, live postings, longest posting list), in one
+    /// sequential pass: within a bucket, postings with different fingerprints
+    /// hold different hashes, so only postings sharing a fingerprint are
+    /// resolved (`hash_of(ref)`: the hash, or `None` for a dead ref).
+    pub(super) fn stats(&self, hash_of: &dyn Fn(u32) -> Option<u32>) -> (u64, u64, u64) {
+        let (mut distinct, mut postings, mut longest) = (0u64, 0u64, 0u64);
+        let any_dead = self.dead > 0;
+        let mut entries: Vec<(u8, u32)> = Vec::new();
+        let mut hashes: Vec<u32> = Vec::new();
+        let mut seen = [0u16; 256];
+        for part in &self.parts {
+            let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+            fresh.sort_unstable();
+            let mut j = 0;
+            for b in 0..(1usize << self.dir_bits) {
+                entries.clear();
+                let (f, r) = part.bucket(b);
+                entries.extend(f.iter().copied().zip(r.iter().copied()));
+                while let Some(&e) = fresh.get(j) {
+                    if self.bucket_of((e >> 32) as u32) != b {
+                        break;
+                    }
+                    entries.push(((e >> 32) as u8, e as u32));
+                    j += 1;
+                }
+                if any_dead {
+                    entries.retain(|&(_, r)| !self.is_dead(r));
+                }
+                // A fingerprint seen once in its bucket is one hash with one
+                // posting; only shared fingerprints need their hashes.
+                for &(fp, _) in entries.iter() {
+                    if let Some(c) = seen.get_mut(fp as usize) {
+                        *c = c.saturating_add(1);
+                    }
+                }
+                hashes.clear();
+                for &(fp, r) in entries.iter() {
+                    if seen.get(fp as usize).copied().unwrap_or(0) == 1 {
+                        distinct += 1;
+                        postings += 1;
+                        longest = longest.max(1);
+                    } else if let Some(h) = hash_of(r) {
+                        hashes.push(h);
+                    }
+                }
+                for &(fp, _) in entries.iter() {
+                    if let Some(c) = seen.get_mut(fp as usize) {
+                        *c = 0;
+                    }
+                }
+                hashes.sort_unstable();
+                postings += hashes.len() as u64;
+                for same in hashes.chunk_by(|a, b| a == b) {
+                    distinct += 1;
+                    longest = longest.max(same.len() as u64);
+                }
+            }
         }
+        (distinct, postings, longest)
     }
 
     pub(super) fn mem_usage(&self) -> usize {

@@ -298,6 +298,23 @@ fn random_operations_match_a_naive_model() {
                     model_probe(&model, &probes),
                     "seed {seed} step {step}"
                 );
+                let mut lists: HashMap<u32, u64> = HashMap::new();
+                for hs in model.values() {
+                    for (k, &h) in hs.iter().enumerate() {
+                        if k == 0 || hs[k - 1] != h {
+                            *lists.entry(h).or_default() += 1;
+                        }
+                    }
+                }
+                let st = ix.stats();
+                assert_eq!(
+                    (st.distinct_hashes, st.postings, st.longest_posting),
+                    (
+                        lists.len() as u64,
+                        lists.values().sum::<u64>(),
+                        lists.values().copied().max().unwrap_or(0)
+                    )
+                );
                 let ids: Vec<_> = ix
                     .tracks_from(1)
                     .map(|t| (t.id, t.hashes.to_vec()))
@@ -562,4 +579,27 @@ fn lookup_finds_a_stored_slice_at_its_position() {
     let noise: Vec<u32> = random_track(&mut rng, 300);
     let found = ix.lookup(&noise, &toggles, &crate::matcher::LookupParams::default());
     assert_eq!(found.map(|v| v.len()), Ok(0));
+}
+
+/// Equal hashes share one home slot in a delta table: a track alternating
+/// two hashes, added whole and in many small appends, must stay fast and
+/// exact (no quadratic clustering).
+#[test]
+fn alternating_hashes_stay_fast_and_exact() {
+    let mut ix = Index::new();
+    let big: Vec<u32> = (0..400_000u32)
+        .map(|k| if k % 2 == 0 { 7 } else { 9 })
+        .collect();
+    assert_eq!(ix.insert(None, b"", &big), Ok(1));
+    for k in 0..300u32 {
+        let small: Vec<u32> = (0..600u32)
+            .map(|j| if j % 2 == 0 { 7 } else { 100 + k })
+            .collect();
+        assert!(ix.insert(None, b"", &small).is_ok());
+    }
+    ix.check();
+    let mut n = 0u64;
+    ix.probe(&[7], &mut |_, _, _| n += 1);
+    assert_eq!(n, 200_000 + 300 * 300);
+    assert_eq!(ix.stats().longest_posting, 200_000 + 300 * 300);
 }
