@@ -1,4 +1,5 @@
-//! The inverted index hash → postings, in about 5.5–6 bytes per posting.
+//! The inverted index hash → postings, in about 7 bytes per posting (5 in
+//! the run, the rest its share of directory and delta).
 //!
 //! A posting is a `u32` *global ref* (`track base + frame`, see `Index`). Its
 //! key is `m = mix(hash)`, a bijective scramble of the frame hash: real audio
@@ -45,6 +46,12 @@ const LOAD: u64 = 8;
 const WORK_PER_POSTING: u64 = 8;
 /// Merge work granted per posting removed (sweeps dead postings away).
 const WORK_PER_REMOVED: u64 = 2;
+/// A partition receiving this many postings at once merges them straight
+/// into its run, and a delta never grows past `DELTA_MAX`: equal hashes (a
+/// track alternating two hashes, say) share one home slot in the delta, so
+/// its linear-probing clusters must stay short.
+const DIRECT_MERGE: usize = 1024;
+const DELTA_MAX: usize = 4096;
 /// Fixed cost of one merge besides its postings (the directory walk).
 const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
 /// An empty delta slot: ref `u32::MAX` is never handed out.
@@ -252,9 +259,15 @@ impl Postings {
             }
         }
         let nb = 1usize << self.dir_bits;
+        let direct: Vec<bool> = self
+            .parts
+            .iter()
+            .zip(at.iter().skip(1))
+            .map(|(part, &n)| n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX)
+            .collect();
         for (p, part) in self.parts.iter_mut().enumerate() {
             let n = at.get(p + 1).copied().unwrap_or(0);
-            if n > 0 {
+            if n > 0 && !direct.get(p).copied().unwrap_or(false) {
                 if part.dir.is_empty() {
                     part.dir = vec![0u64; nb + 1].into_boxed_slice();
                 }
@@ -265,6 +278,7 @@ impl Postings {
         for k in 1..at.len() {
             at[k] += at[k - 1];
         }
+        let starts = at.clone();
         let mut grouped = vec![0u64; entries.len()];
         for &e in entries {
             if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32)) {
@@ -274,6 +288,23 @@ impl Postings {
                 *c += 1;
             }
         }
+        // Big groups go straight into their runs; the rest into the deltas.
+        let mut pending = Vec::with_capacity(entries.len());
+        for (p, &is_direct) in direct.iter().enumerate() {
+            let (lo, hi) = (
+                starts.get(p).copied().unwrap_or(0),
+                starts.get(p + 1).copied().unwrap_or(0),
+            );
+            let Some(group) = grouped.get(lo..hi) else {
+                continue;
+            };
+            if is_direct && !group.is_empty() {
+                self.merge(p, group);
+            } else {
+                pending.extend_from_slice(group);
+            }
+        }
+        let grouped = pending;
         let mut touched = 0u64;
         for chunk in grouped.chunks(1024) {
             for &e in chunk {
@@ -319,7 +350,7 @@ impl Postings {
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
         while self.credit > 0 && !self.parts.is_empty() {
-            let cost = self.merge(self.cursor);
+            let cost = self.merge(self.cursor, &[]);
             self.credit = self.credit.saturating_sub(cost);
             self.cursor += 1;
             if self.cursor >= self.parts.len() {
@@ -337,17 +368,18 @@ impl Postings {
 
     /// Rewrites partition `p`'s run with its delta merged in and dead refs
     /// dropped. Returns the work done.
-    fn merge(&mut self, p: usize) -> u64 {
+    fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
             return 0;
         };
         let run_len = part.refs.len();
-        if part.delta_len == 0 && (no_dead || run_len == 0) {
+        if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
             return 64;
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
+        fresh.extend_from_slice(extra);
         fresh.sort_unstable();
         let cost = (run_len + fresh.len()) as u64 + MERGE_OVERHEAD;
         let nb = 1usize << self.dir_bits;
@@ -500,6 +532,7 @@ impl Postings {
         let any_dead = self.dead > 0;
         let mut entries: Vec<(u8, u32)> = Vec::new();
         let mut hashes: Vec<u32> = Vec::new();
+        let mut seen = [0u16; 256];
         for part in &self.parts {
             let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
             fresh.sort_unstable();
@@ -518,22 +551,33 @@ impl Postings {
                 if any_dead {
                     entries.retain(|&(_, r)| !self.is_dead(r));
                 }
-                entries.sort_unstable();
-                for group in entries.chunk_by(|a, b| a.0 == b.0) {
-                    if let [_] = group {
+                // A fingerprint seen once in its bucket is one hash with one
+                // posting; only shared fingerprints need their hashes.
+                for &(fp, _) in entries.iter() {
+                    if let Some(c) = seen.get_mut(fp as usize) {
+                        *c = c.saturating_add(1);
+                    }
+                }
+                hashes.clear();
+                for &(fp, r) in entries.iter() {
+                    if seen.get(fp as usize).copied().unwrap_or(0) == 1 {
                         distinct += 1;
                         postings += 1;
                         longest = longest.max(1);
-                        continue;
+                    } else if let Some(h) = hash_of(r) {
+                        hashes.push(h);
                     }
-                    hashes.clear();
-                    hashes.extend(group.iter().filter_map(|&(_, r)| hash_of(r)));
-                    hashes.sort_unstable();
-                    postings += hashes.len() as u64;
-                    for same in hashes.chunk_by(|a, b| a == b) {
-                        distinct += 1;
-                        longest = longest.max(same.len() as u64);
+                }
+                for &(fp, _) in entries.iter() {
+                    if let Some(c) = seen.get_mut(fp as usize) {
+                        *c = 0;
                     }
+                }
+                hashes.sort_unstable();
+                postings += hashes.len() as u64;
+                for same in hashes.chunk_by(|a, b| a == b) {
+                    distinct += 1;
+                    longest = longest.max(same.len() as u64);
                 }
             }
         }

@@ -580,3 +580,26 @@ fn lookup_finds_a_stored_slice_at_its_position() {
     let found = ix.lookup(&noise, &toggles, &crate::matcher::LookupParams::default());
     assert_eq!(found.map(|v| v.len()), Ok(0));
 }
+
+/// Equal hashes share one home slot in a delta table: a track alternating
+/// two hashes, added whole and in many small appends, must stay fast and
+/// exact (no quadratic clustering).
+#[test]
+fn alternating_hashes_stay_fast_and_exact() {
+    let mut ix = Index::new();
+    let big: Vec<u32> = (0..400_000u32)
+        .map(|k| if k % 2 == 0 { 7 } else { 9 })
+        .collect();
+    assert_eq!(ix.insert(None, b"", &big), Ok(1));
+    for k in 0..300u32 {
+        let small: Vec<u32> = (0..600u32)
+            .map(|j| if j % 2 == 0 { 7 } else { 100 + k })
+            .collect();
+        assert!(ix.insert(None, b"", &small).is_ok());
+    }
+    ix.check();
+    let mut n = 0u64;
+    ix.probe(&[7], &mut |_, _, _| n += 1);
+    assert_eq!(n, 200_000 + 300 * 300);
+    assert_eq!(ix.stats().longest_posting, 200_000 + 300 * 300);
+}
