@@ -36,34 +36,36 @@ struct BlockFit {
 
 /// Verifies `query` against `track`, starting at the block holding
 /// `anchor_frame` near `anchor_offset`. `None` when no frame overlaps.
+///
+/// Only *informative* query frames are compared: a frame equal to the query
+/// frame before it adds no evidence (digital silence is one hash repeated,
+/// and would otherwise "match" every silent stretch of every track perfectly).
 pub(super) fn verify(
     query: &[u32],
     track: &[u32],
     anchor_frame: usize,
     anchor_offset: i64,
 ) -> Option<Verified> {
-    let blocks: Vec<&[u32]> = query.chunks(BLOCK).collect();
-    let first = (anchor_frame / BLOCK).min(blocks.len().checked_sub(1)?);
-    let start = |k: usize| (k * BLOCK) as i64;
+    let blocks = query.len().div_ceil(BLOCK);
+    let first = (anchor_frame / BLOCK).min(blocks.checked_sub(1)?);
+    let block = |k: usize| Block {
+        query,
+        start: k * BLOCK,
+        end: ((k + 1) * BLOCK).min(query.len()),
+    };
 
-    let anchor = fit(
-        blocks.get(first)?,
-        start(first),
-        track,
-        anchor_offset,
-        ANCHOR_SEARCH,
-    );
+    let anchor = block(first).fit(track, anchor_offset, ANCHOR_SEARCH);
     let (mut errors, mut frames) = (anchor.errors, anchor.frames);
     let mut position = anchor.offset;
 
     let mut prev = anchor.offset;
-    for (k, block) in blocks.iter().enumerate().skip(first + 1) {
-        let f = fit(block, start(k), track, prev, STEP);
+    for k in first + 1..blocks {
+        let f = block(k).fit(track, prev, STEP);
         (errors, frames, prev) = (errors + f.errors, frames + f.frames, f.offset);
     }
     prev = anchor.offset;
     for k in (0..first).rev() {
-        let f = fit(blocks.get(k)?, start(k), track, prev, STEP);
+        let f = block(k).fit(track, prev, STEP);
         (errors, frames, prev) = (errors + f.errors, frames + f.frames, f.offset);
         position = f.offset;
     }
@@ -74,49 +76,89 @@ pub(super) fn verify(
     })
 }
 
-/// The best offset in `centre ± radius` for the block starting at query frame
-/// `start`; ties go to the offset nearest the centre.
-fn fit(block: &[u32], start: i64, track: &[u32], centre: i64, radius: i64) -> BlockFit {
-    let mut best = BlockFit {
-        errors: 0,
-        frames: 0,
-        offset: centre,
-    };
-    let mut best_cost = u64::MAX;
-    for d in std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r])) {
-        let offset = centre + d;
-        let (errors, frames) = compare(block, start + offset, track);
-        let cost = errors + OUTSIDE_COST * (block.len() as u64 - frames);
-        if cost < best_cost {
-            best_cost = cost;
-            best = BlockFit {
-                errors,
-                frames,
-                offset,
-            };
-        }
-    }
-    best
+/// Query frames `start..end`.
+struct Block<'a> {
+    query: &'a [u32],
+    start: usize,
+    end: usize,
 }
 
-/// Bit errors and overlapping frames of `block` laid on `track` from track
-/// frame `at` (which may be negative or past the end).
-fn compare(block: &[u32], at: i64, track: &[u32]) -> (u64, u64) {
-    let len = track.len() as i64;
-    let lo = (-at).clamp(0, block.len() as i64);
-    let hi = (len - at).clamp(lo, block.len() as i64);
-    let (Some(q), Some(t)) = (
-        block.get(lo as usize..hi as usize),
-        track.get((lo + at) as usize..(hi + at).max(0) as usize),
-    ) else {
-        return (0, 0);
-    };
-    let errors = q
-        .iter()
-        .zip(t)
-        .map(|(a, b)| u64::from((a ^ b).count_ones()))
-        .sum();
-    (errors, q.len() as u64)
+impl Block<'_> {
+    /// The best offset in `centre ± radius`; ties go to the offset nearest
+    /// the centre.
+    fn fit(&self, track: &[u32], centre: i64, radius: i64) -> BlockFit {
+        let informative = self.informative();
+        let mut best = BlockFit {
+            errors: 0,
+            frames: 0,
+            offset: centre,
+        };
+        let mut best_cost = u64::MAX;
+        for d in std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r])) {
+            let offset = centre + d;
+            let (errors, frames) = self.compare(track, offset);
+            let cost = errors + OUTSIDE_COST * (informative - frames);
+            if cost < best_cost {
+                best_cost = cost;
+                best = BlockFit {
+                    errors,
+                    frames,
+                    offset,
+                };
+            }
+        }
+        best
+    }
+
+    /// Informative frames of the block: those that differ from the query
+    /// frame before them.
+    fn informative(&self) -> u64 {
+        self.compare_range(&[], 0, true).1
+    }
+
+    /// Bit errors and informative overlapping frames with query frame `i`
+    /// laid on track frame `i + offset` (which may be negative or past the end).
+    fn compare(&self, track: &[u32], offset: i64) -> (u64, u64) {
+        self.compare_range(track, offset, false)
+    }
+
+    /// With `count_all`, counts every informative frame of the block as
+    /// overlapping (errors are then meaningless): the block's total.
+    fn compare_range(&self, track: &[u32], offset: i64, count_all: bool) -> (u64, u64) {
+        let (mut lo, mut hi) = (self.start as i64, self.end as i64);
+        if !count_all {
+            lo = lo.max(-offset);
+            hi = hi.min(track.len() as i64 - offset);
+        }
+        if hi <= lo {
+            return (0, 0);
+        }
+        let (lo, hi) = (lo as usize, hi as usize);
+        let Some(q) = self.query.get(lo..hi) else {
+            return (0, 0);
+        };
+        // The frame before each compared one (none before the query's first).
+        let before = lo.checked_sub(1).and_then(|b| self.query.get(b)).copied();
+        let prevs = std::iter::once(before).chain(q.iter().map(|&h| Some(h)));
+        if count_all {
+            return (
+                0,
+                q.iter().zip(prevs).filter(|(h, p)| Some(**h) != *p).count() as u64,
+            );
+        }
+        let Some(t) = track.get((lo as i64 + offset) as usize..(hi as i64 + offset) as usize)
+        else {
+            return (0, 0);
+        };
+        let (mut errors, mut frames) = (0u64, 0u64);
+        for ((&h, p), &th) in q.iter().zip(prevs).zip(t) {
+            if Some(h) != p {
+                errors += u64::from((h ^ th).count_ones());
+                frames += 1;
+            }
+        }
+        (errors, frames)
+    }
 }
 
 #[cfg(test)]
@@ -126,12 +168,25 @@ mod tests {
     #[test]
     fn compare_counts_only_overlap() {
         let track = [0u32, 0, 0, 0];
-        let block = [u32::MAX, u32::MAX];
-        assert_eq!(compare(&block, -1, &track), (32, 1));
-        assert_eq!(compare(&block, 0, &track), (64, 2));
-        assert_eq!(compare(&block, 3, &track), (32, 1));
-        assert_eq!(compare(&block, 4, &track), (0, 0));
-        assert_eq!(compare(&block, -5, &track), (0, 0));
+        let query = [u32::MAX, 1];
+        let b = Block {
+            query: &query,
+            start: 0,
+            end: 2,
+        };
+        assert_eq!(b.compare(&track, -1), (1, 1));
+        assert_eq!(b.compare(&track, 0), (33, 2));
+        assert_eq!(b.compare(&track, 3), (32, 1));
+        assert_eq!(b.compare(&track, 4), (0, 0));
+        assert_eq!(b.compare(&track, -5), (0, 0));
+    }
+
+    #[test]
+    fn repeated_query_frames_are_not_evidence() {
+        let track = [7u32; 100];
+        let silence = [7u32; 100];
+        let v = verify(&silence, &track, 0, 0).expect("overlap");
+        assert_eq!((v.errors, v.frames), (0, 1));
     }
 
     #[test]
