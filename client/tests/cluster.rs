@@ -25,7 +25,10 @@ fn module_path() -> PathBuf {
     }
     // target/<profile>/deps/cluster-… → target/<profile>/libauscout.so
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(|d| d.parent()).expect("target dir").join("libauscout.so")
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("libauscout.so")
 }
 
 /// One `redis-server`, killed on drop.
@@ -38,22 +41,42 @@ impl Node {
     fn start(port: u16, dir: &Path, cluster: bool) -> Node {
         std::fs::create_dir_all(dir).expect("node dir");
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .arg("--loadmodule")
-            .arg(module_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--loadmodule")
+        .arg(module_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         if cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "1500"]);
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--cluster-node-timeout", "1500"]);
         }
         let child = cmd.spawn().expect("redis-server on PATH");
-        let node = Node { port, child: Some(child) };
+        let node = Node {
+            port,
+            child: Some(child),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while cli(port, &["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server on {port} did not start");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         node
@@ -79,13 +102,19 @@ fn run(cmd: &mut Command) -> Output {
 
 /// `redis-cli -p port args…` → stdout.
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = run(Command::new("redis-cli").args(["-p", &port.to_string()]).args(args));
+    let out = run(Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn client(args: &[&str]) -> String {
     let out = run(Command::new(BIN).args(args));
-    assert!(out.status.success(), "auscoutclient {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "auscoutclient {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -196,7 +225,11 @@ fn lookup(conn: &[&str], clips: &Path) -> Vec<(String, String, f64)> {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            let clip = Path::new(f[0]).file_name().expect("clip name").to_string_lossy().into_owned();
+            let clip = Path::new(f[0])
+                .file_name()
+                .expect("clip name")
+                .to_string_lossy()
+                .into_owned();
             (clip, f[1].to_string(), f[2].parse().unwrap_or(f64::NAN))
         })
         .collect();
@@ -207,10 +240,17 @@ fn lookup(conn: &[&str], clips: &Path) -> Vec<(String, String, f64)> {
 fn check_answers(rows: &[(String, String, f64)], expect: &Expect) {
     assert_eq!(rows.len(), expect.len(), "one CSV row per clip");
     for (clip, track, off) in expect {
-        let row = rows.iter().find(|r| &r.0 == clip).unwrap_or_else(|| panic!("no row for {clip}"));
+        let row = rows
+            .iter()
+            .find(|r| &r.0 == clip)
+            .unwrap_or_else(|| panic!("no row for {clip}"));
         assert_eq!(&row.1, track, "{clip}: wrong match");
         if !track.is_empty() {
-            assert!((row.2 - off).abs() <= 0.5, "{clip}: offset {} vs {off}", row.2);
+            assert!(
+                (row.2 - off).abs() <= 0.5,
+                "{clip}: offset {} vs {off}",
+                row.2
+            );
         }
     }
 }
@@ -224,7 +264,9 @@ fn shard_sum(port: u16, cmd: &str, shards: usize) -> i64 {
     (0..shards)
         .map(|i| {
             let out = cli(port, &["-c", cmd, &format!("songs{{{i}}}")]);
-            out.trim().parse::<i64>().unwrap_or_else(|_| panic!("{cmd} songs{{{i}}}: {out}"))
+            out.trim()
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("{cmd} songs{{{i}}}: {out}"))
         })
         .sum()
 }
@@ -244,17 +286,38 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     // The reference: one server holding the same tracks.
     let single = Node::start(base + 9, &root.join("single"), false);
     let single_port = single.port.to_string();
-    client(&["add", "-p", &single_port, "-k", "songs", "--quiet", root.join("tracks").to_str().expect("utf8")]);
+    client(&[
+        "add",
+        "-p",
+        &single_port,
+        "-k",
+        "songs",
+        "--quiet",
+        root.join("tracks").to_str().expect("utf8"),
+    ]);
     let reference = lookup(&["-p", &single_port], &root.join("clips"));
     check_answers(&reference, &expect);
 
     // 3 masters + 3 replicas.
-    let mut nodes: Vec<Node> = (0..6).map(|i| Node::start(base + i, &root.join(format!("n{i}")), true)).collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let mut nodes: Vec<Node> = (0..6)
+        .map(|i| Node::start(base + i, &root.join(format!("n{i}")), true))
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
     let mut create = Command::new("redis-cli");
-    create.arg("--cluster").arg("create").args(&addrs).args(["--cluster-replicas", "1", "--cluster-yes"]);
+    create.arg("--cluster").arg("create").args(&addrs).args([
+        "--cluster-replicas",
+        "1",
+        "--cluster-yes",
+    ]);
     let out = run(&mut create);
-    assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "cluster create: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !nodes.iter().all(|n| cluster_info_ok(n.port)) {
         assert!(Instant::now() < deadline, "cluster did not become ok");
@@ -270,19 +333,39 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
     client(&add);
     // Default shard count: one per master.
     let shards = 3;
-    assert_eq!(shard_sum(nodes[0].port, "auscout.count", shards), TRACKS as i64);
+    assert_eq!(
+        shard_sum(nodes[0].port, "auscout.count", shards),
+        TRACKS as i64
+    );
     let size = shard_sum(nodes[0].port, "auscout.size", shards);
-    assert_eq!(size, cli(single.port, &["auscout.size", "songs"]).trim().parse::<i64>().expect("size"));
+    assert_eq!(
+        size,
+        cli(single.port, &["auscout.size", "songs"])
+            .trim()
+            .parse::<i64>()
+            .expect("size")
+    );
     for i in 0..shards {
-        let n: i64 = cli(nodes[0].port, &["-c", "auscout.count", &format!("songs{{{i}}}")]).trim().parse().expect("count");
-        assert!(n > 0, "shard songs{{{i}}} holds no track: tracks are not spread");
+        let n: i64 = cli(
+            nodes[0].port,
+            &["-c", "auscout.count", &format!("songs{{{i}}}")],
+        )
+        .trim()
+        .parse()
+        .expect("count");
+        assert!(
+            n > 0,
+            "shard songs{{{i}}} holds no track: tracks are not spread"
+        );
     }
     let on_cluster = lookup(&conn, &root.join("clips"));
     assert_eq!(on_cluster, reference, "cluster and single server disagree");
 
     // Reshard: move every slot of the master that owns songs{0} to another
     // master while lookups run.
-    let slot = cli(nodes[0].port, &["CLUSTER", "KEYSLOT", "songs{0}"]).trim().to_string();
+    let slot = cli(nodes[0].port, &["CLUSTER", "KEYSLOT", "songs{0}"])
+        .trim()
+        .to_string();
     let nodes_txt = cli(nodes[0].port, &["CLUSTER", "NODES"]);
     let owner = nodes_txt
         .lines()
@@ -313,16 +396,22 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
             }
         })
     };
-    let out = run(Command::new("redis-cli").args(["--cluster", "reshard", &addrs[0]]).args([
-        "--cluster-from",
-        &owner,
-        "--cluster-to",
-        &target,
-        "--cluster-slots",
-        &owned.to_string(),
-        "--cluster-yes",
-    ]));
-    assert!(out.status.success(), "reshard: {}", String::from_utf8_lossy(&out.stderr));
+    let out = run(Command::new("redis-cli")
+        .args(["--cluster", "reshard", &addrs[0]])
+        .args([
+            "--cluster-from",
+            &owner,
+            "--cluster-to",
+            &target,
+            "--cluster-slots",
+            &owned.to_string(),
+            "--cluster-yes",
+        ]));
+    assert!(
+        out.status.success(),
+        "reshard: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // let lookups run on the new layout too
     let r0 = rounds.load(Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -330,14 +419,30 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
-    lookups.join().expect("lookups during reshard answered right");
-    assert!(rounds.load(Ordering::Relaxed) >= 2, "lookups ran during the reshard");
+    lookups
+        .join()
+        .expect("lookups during reshard answered right");
+    assert!(
+        rounds.load(Ordering::Relaxed) >= 2,
+        "lookups ran during the reshard"
+    );
     let now_owner = cli(nodes[0].port, &["-c", "CLUSTER", "NODES"]);
-    assert!(!now_owner.lines().any(|l| l.starts_with(&owner) && slot_in(l, slot.parse().expect("slot"))), "slot moved");
-    assert_eq!(shard_sum(nodes[0].port, "auscout.count", shards), TRACKS as i64);
+    assert!(
+        !now_owner
+            .lines()
+            .any(|l| l.starts_with(&owner) && slot_in(l, slot.parse().expect("slot"))),
+        "slot moved"
+    );
+    assert_eq!(
+        shard_sum(nodes[0].port, "auscout.count", shards),
+        TRACKS as i64
+    );
 
     // Failover: kill the master that owns songs{1}; its replica takes over.
-    let slot1: u16 = cli(nodes[0].port, &["CLUSTER", "KEYSLOT", "songs{1}"]).trim().parse().expect("slot");
+    let slot1: u16 = cli(nodes[0].port, &["CLUSTER", "KEYSLOT", "songs{1}"])
+        .trim()
+        .parse()
+        .expect("slot");
     let nodes_txt = cli(nodes[0].port, &["CLUSTER", "NODES"]);
     let victim_port: u16 = nodes_txt
         .lines()
@@ -346,11 +451,23 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
         .and_then(|a| a.split(['@', ':']).nth(1))
         .and_then(|p| p.parse().ok())
         .expect("victim port");
-    let survivor = nodes.iter().find(|n| n.port != victim_port).map(|n| n.port).expect("survivor");
-    let victim = nodes.iter_mut().find(|n| n.port == victim_port).expect("victim node");
+    let survivor = nodes
+        .iter()
+        .find(|n| n.port != victim_port)
+        .map(|n| n.port)
+        .expect("survivor");
+    let victim = nodes
+        .iter_mut()
+        .find(|n| n.port == victim_port)
+        .expect("victim node");
     victim.kill();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(cluster_info_ok(survivor) && cli(survivor, &["-c", "auscout.count", "songs{1}"]).trim().parse::<i64>().is_ok()) {
+    while !(cluster_info_ok(survivor)
+        && cli(survivor, &["-c", "auscout.count", "songs{1}"])
+            .trim()
+            .parse::<i64>()
+            .is_ok())
+    {
         assert!(Instant::now() < deadline, "no failover");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -367,7 +484,9 @@ fn sharded_index_on_a_cluster_survives_resharding_and_failover() {
 /// Does a CLUSTER NODES line own `slot`?
 fn slot_in(line: &str, slot: u16) -> bool {
     line.split(' ').skip(8).any(|r| match r.split_once('-') {
-        Some((a, b)) => a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b),
+        Some((a, b)) => {
+            a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
+        }
         None => r.parse::<u16>() == Ok(slot),
     })
 }
