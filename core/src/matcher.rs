@@ -169,9 +169,11 @@ pub fn lookup_candidates<S: FrameSource + ?Sized>(
     let wanted = VERIFIED_CANDIDATES.max(params.limit.min(256));
     let candidates = vote::best_candidates(src, query, toggles, wanted);
     let mut out: Vec<Verdict> = Vec::with_capacity(candidates.len());
+    let prepared = verify::Query::new(query);
     for cand in &candidates {
         let hashes = src.hashes(cand.slot);
-        let Some(v) = verify::verify(query, hashes, cand.anchor_frame, cand.anchor_offset) else {
+        let Some(v) = verify::verify(&prepared, hashes, cand.anchor_frame, cand.anchor_offset)
+        else {
             continue;
         };
         out.push(Verdict {

@@ -34,24 +34,62 @@ struct BlockFit {
     offset: i64,
 }
 
-/// Verifies `query` against `track`, starting at the block holding
-/// `anchor_frame` near `anchor_offset`. `None` when no frame overlaps.
+/// The query as verification reads it, prepared once per lookup.
 ///
 /// Only *informative* query frames are compared: a frame equal to the query
 /// frame before it adds no evidence (digital silence is one hash repeated,
 /// and would otherwise "match" every silent stretch of every track perfectly).
+/// `mask[i]` is all ones for an informative frame and 0 otherwise, so the
+/// comparison loop stays branch-free; `prefix[i]` counts informative frames
+/// before `i`.
+pub(super) struct Query<'a> {
+    hashes: &'a [u32],
+    mask: Vec<u32>,
+    prefix: Vec<u32>,
+}
+
+impl<'a> Query<'a> {
+    pub(super) fn new(hashes: &'a [u32]) -> Self {
+        let mut mask = Vec::with_capacity(hashes.len());
+        let mut prefix = Vec::with_capacity(hashes.len() + 1);
+        let mut count = 0u32;
+        let mut prev = None;
+        for &h in hashes {
+            prefix.push(count);
+            let informative = prev != Some(h);
+            mask.push(if informative { u32::MAX } else { 0 });
+            count += u32::from(informative);
+            prev = Some(h);
+        }
+        prefix.push(count);
+        Query {
+            hashes,
+            mask,
+            prefix,
+        }
+    }
+
+    fn informative(&self, lo: usize, hi: usize) -> u64 {
+        let at = |i: usize| u64::from(self.prefix.get(i).copied().unwrap_or(0));
+        at(hi).saturating_sub(at(lo))
+    }
+}
+
+/// Verifies the query against `track`, starting at the block holding
+/// `anchor_frame` near `anchor_offset`. `None` when no frame overlaps.
 pub(super) fn verify(
-    query: &[u32],
+    query: &Query<'_>,
     track: &[u32],
     anchor_frame: usize,
     anchor_offset: i64,
 ) -> Option<Verified> {
-    let blocks = query.len().div_ceil(BLOCK);
+    let len = query.hashes.len();
+    let blocks = len.div_ceil(BLOCK);
     let first = (anchor_frame / BLOCK).min(blocks.checked_sub(1)?);
     let block = |k: usize| Block {
         query,
         start: k * BLOCK,
-        end: ((k + 1) * BLOCK).min(query.len()),
+        end: ((k + 1) * BLOCK).min(len),
     };
 
     let anchor = block(first).fit(track, anchor_offset, ANCHOR_SEARCH);
@@ -77,17 +115,17 @@ pub(super) fn verify(
 }
 
 /// Query frames `start..end`.
-struct Block<'a> {
-    query: &'a [u32],
+struct Block<'a, 'q> {
+    query: &'a Query<'q>,
     start: usize,
     end: usize,
 }
 
-impl Block<'_> {
+impl Block<'_, '_> {
     /// The best offset in `centre ± radius`; ties go to the offset nearest
     /// the centre.
     fn fit(&self, track: &[u32], centre: i64, radius: i64) -> BlockFit {
-        let informative = self.informative();
+        let informative = self.query.informative(self.start, self.end);
         let mut best = BlockFit {
             errors: 0,
             frames: 0,
@@ -97,7 +135,7 @@ impl Block<'_> {
         for d in std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r])) {
             let offset = centre + d;
             let (errors, frames) = self.compare(track, offset);
-            let cost = errors + OUTSIDE_COST * (informative - frames);
+            let cost = errors + OUTSIDE_COST * informative.saturating_sub(frames);
             if cost < best_cost {
                 best_cost = cost;
                 best = BlockFit {
@@ -110,54 +148,29 @@ impl Block<'_> {
         best
     }
 
-    /// Informative frames of the block: those that differ from the query
-    /// frame before them.
-    fn informative(&self) -> u64 {
-        self.compare_range(&[], 0, true).1
-    }
-
     /// Bit errors and informative overlapping frames with query frame `i`
     /// laid on track frame `i + offset` (which may be negative or past the end).
     fn compare(&self, track: &[u32], offset: i64) -> (u64, u64) {
-        self.compare_range(track, offset, false)
-    }
-
-    /// With `count_all`, counts every informative frame of the block as
-    /// overlapping (errors are then meaningless): the block's total.
-    fn compare_range(&self, track: &[u32], offset: i64, count_all: bool) -> (u64, u64) {
-        let (mut lo, mut hi) = (self.start as i64, self.end as i64);
-        if !count_all {
-            lo = lo.max(-offset);
-            hi = hi.min(track.len() as i64 - offset);
-        }
+        let lo = (self.start as i64).max(-offset);
+        let hi = (self.end as i64).min(track.len() as i64 - offset);
         if hi <= lo {
             return (0, 0);
         }
         let (lo, hi) = (lo as usize, hi as usize);
-        let Some(q) = self.query.get(lo..hi) else {
+        let (Some(q), Some(m), Some(t)) = (
+            self.query.hashes.get(lo..hi),
+            self.query.mask.get(lo..hi),
+            track.get((lo as i64 + offset) as usize..(hi as i64 + offset) as usize),
+        ) else {
             return (0, 0);
         };
-        // The frame before each compared one (none before the query's first).
-        let before = lo.checked_sub(1).and_then(|b| self.query.get(b)).copied();
-        let prevs = std::iter::once(before).chain(q.iter().map(|&h| Some(h)));
-        if count_all {
-            return (
-                0,
-                q.iter().zip(prevs).filter(|(h, p)| Some(**h) != *p).count() as u64,
-            );
-        }
-        let Some(t) = track.get((lo as i64 + offset) as usize..(hi as i64 + offset) as usize)
-        else {
-            return (0, 0);
-        };
-        let (mut errors, mut frames) = (0u64, 0u64);
-        for ((&h, p), &th) in q.iter().zip(prevs).zip(t) {
-            if Some(h) != p {
-                errors += u64::from((h ^ th).count_ones());
-                frames += 1;
-            }
-        }
-        (errors, frames)
+        let errors: u32 = q
+            .iter()
+            .zip(m)
+            .zip(t)
+            .map(|((&h, &m), &th)| ((h ^ th) & m).count_ones())
+            .sum();
+        (u64::from(errors), self.query.informative(lo, hi))
     }
 }
 
@@ -168,7 +181,8 @@ mod tests {
     #[test]
     fn compare_counts_only_overlap() {
         let track = [0u32, 0, 0, 0];
-        let query = [u32::MAX, 1];
+        let hashes = [u32::MAX, 1];
+        let query = Query::new(&hashes);
         let b = Block {
             query: &query,
             start: 0,
@@ -185,7 +199,7 @@ mod tests {
     fn repeated_query_frames_are_not_evidence() {
         let track = [7u32; 100];
         let silence = [7u32; 100];
-        let v = verify(&silence, &track, 0, 0).expect("overlap");
+        let v = verify(&Query::new(&silence), &track, 0, 0).expect("overlap");
         assert_eq!((v.errors, v.frames), (0, 1));
     }
 
@@ -200,7 +214,7 @@ mod tests {
             .map(|(_, h)| *h)
             .take(150)
             .collect();
-        let v = verify(&query, &track, 10, 0).expect("overlap");
+        let v = verify(&Query::new(&query), &track, 10, 0).expect("overlap");
         assert_eq!(v.position, 0);
         assert_eq!(v.frames, 150);
         // Only the block straddling the dropped frame can pay any errors.
