@@ -222,6 +222,19 @@ fn bench_stages(c: &mut Criterion) {
         })
     });
 
+    // Per-query overhead: a 2 s clip at 44.1 kHz, as a lookup hashes it.
+    let clip = &mono[..2 * RATE as usize];
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("fingerprint_samples, 2 s clip at 44100", |b| {
+        b.iter(|| {
+            auscoutclient::fingerprint_samples(black_box(clip), RATE, &HashOptions::default())
+                .expect("fingerprint")
+                .hashes
+                .len()
+        })
+    });
+    group.throughput(Throughput::Elements(SECONDS));
+
     let at_6k: Vec<f32> = mono
         .iter()
         .step_by(7)

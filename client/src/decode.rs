@@ -38,6 +38,7 @@ pub struct Decoder {
     planes: Vec<Vec<f32>>,
     mono: Vec<f32>,
     damaged_packets: u64,
+    last_packet_error: Option<SymphoniaError>,
     decoded_frames: u64,
     stopped_early: Option<String>,
     finished: bool,
@@ -85,6 +86,7 @@ impl Decoder {
             planes: Vec::new(),
             mono: Vec::new(),
             damaged_packets: 0,
+            last_packet_error: None,
             decoded_frames: 0,
             stopped_early: None,
             finished: false,
@@ -144,20 +146,30 @@ impl Decoder {
                         samples: &self.mono,
                     }));
                 }
-                Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_)) => {
-                    // A damaged packet: skip it, the next one decodes on its own.
-                    self.damaged_packets += 1;
-                }
                 Err(SymphoniaError::ResetRequired) => self.decoder.reset(),
-                Err(e) => return Err(describe("decoding audio", e)),
+                Err(e) => {
+                    // A damaged packet: skip it, the next one decodes on its own.
+                    // Garbage can also parse as a feature the codec lacks
+                    // (`Unsupported`), so that is skipped too; only a file where
+                    // no packet decodes at all is an error (below).
+                    self.damaged_packets += 1;
+                    self.last_packet_error = Some(e);
+                }
             }
         }
         self.finished = true;
-        if self.decoded_frames == 0 && self.damaged_packets > 0 {
-            return Err(ClientError::Decode(format!(
-                "none of its {} audio packets could be decoded",
-                self.damaged_packets
-            )));
+        if self.decoded_frames == 0 {
+            if let Some(e) = self.last_packet_error.take() {
+                let n = self.damaged_packets;
+                return Err(match describe("decoding audio", e) {
+                    ClientError::Unsupported(what) => ClientError::Unsupported(format!(
+                        "none of its {n} audio packets could be decoded: {what}"
+                    )),
+                    other => ClientError::Decode(format!(
+                        "none of its {n} audio packets could be decoded: {other}"
+                    )),
+                });
+            }
         }
         Ok(None)
     }

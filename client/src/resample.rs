@@ -7,6 +7,12 @@
 //! sits at 0.99 × Nyquist; 1024 already dropped 2950 Hz by 1 dB) and costs little:
 //! the FFT work per sample grows only with the log of the block. Rate pairs with
 //! a tiny common divisor (44101 → 6000) simply get one-second blocks.
+//!
+//! Building a resampler (FFT plans, the filter) costs about as much as
+//! resampling a second of audio, which matters for short query clips, so each
+//! thread keeps the resamplers it has built and reuses them after a `reset`.
+
+use std::cell::RefCell;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
@@ -16,10 +22,13 @@ use crate::error::ClientError;
 /// Target FFT block length on the output side: long enough for a sharp
 /// anti-alias filter (see the module comment).
 const FFT_BLOCK_OUT: usize = 2048;
-/// Blocks processed per call (the input chunk is this many FFT blocks).
-const FFT_BLOCKS_PER_CHUNK: usize = 4;
-/// Input chunks above this many frames hold a single FFT block.
-const MAX_CHUNK_IN: usize = 1 << 16;
+/// Resamplers kept per thread for reuse (distinct rate pairs are few).
+const POOL_SIZE: usize = 4;
+
+thread_local! {
+    /// Idle resamplers of this thread, by `(from, to)`.
+    static POOL: RefCell<Vec<(usize, usize, Fft<f32>)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Resamples a mono stream from one fixed rate to another, chunk by chunk.
 ///
@@ -35,6 +44,8 @@ pub struct StreamResampler {
 }
 
 struct Engine {
+    from: usize,
+    to: usize,
     resampler: Fft<f32>,
     chunk: usize,
     pending: Vec<f32>,
@@ -130,25 +141,33 @@ impl Engine {
         // primes: 44.1 kHz → 6 kHz gets 2^8·3·7², not 2·3·7²·103 (Rader's algorithm).
         let blocks = FFT_BLOCK_OUT.div_ceil(min_out).next_power_of_two().max(2);
         let block_in = blocks * min_in;
-        // Rate pairs with a tiny common divisor have blocks of a second or more
-        // already: one block per call is enough for them.
-        let per_chunk = if block_in > MAX_CHUNK_IN {
-            1
-        } else {
-            FFT_BLOCKS_PER_CHUNK
+        // One FFT block per call: a short clip then pays for at most one block of
+        // zero padding when flushed.
+        let pooled = POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let at = pool.iter().position(|(f, t, _)| (*f, *t) == (from, to))?;
+            Some(pool.swap_remove(at).2)
+        });
+        let resampler = match pooled {
+            Some(mut resampler) => {
+                resampler.reset();
+                resampler
+            }
+            None => Fft::<f32>::new_custom(
+                from,
+                to,
+                block_in,
+                1,
+                1,
+                WindowFunction::BlackmanHarris2,
+                FixedSync::Input,
+            )
+            .map_err(construction)?,
         };
-        let resampler = Fft::<f32>::new_custom(
-            from,
-            to,
-            block_in * per_chunk,
-            per_chunk,
-            1,
-            WindowFunction::BlackmanHarris2,
-            FixedSync::Input,
-        )
-        .map_err(construction)?;
         let chunk = resampler.input_frames_max();
         Ok(Engine {
+            from,
+            to,
             chunk,
             out: vec![0.0; resampler.output_frames_max()],
             delay_left: resampler.output_delay(),
@@ -181,6 +200,22 @@ impl Engine {
         }
         self.pending.drain(..start);
         Ok(())
+    }
+}
+
+impl Drop for StreamResampler {
+    /// Hands the resampler back to this thread's pool for the next file.
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            // `try_with`: during thread teardown the pool may already be gone.
+            let _ = POOL.try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() >= POOL_SIZE {
+                    pool.remove(0);
+                }
+                pool.push((engine.from, engine.to, engine.resampler));
+            });
+        }
     }
 }
 
@@ -276,6 +311,22 @@ mod tests {
                 assert!(rms < 1e-3, "{from} Hz: {f} Hz leaked through at rms {rms}");
             }
         }
+    }
+
+    #[test]
+    fn a_reused_resampler_starts_clean() {
+        let a = chirp(48000, 30_000);
+        let b: Vec<f32> = sine(777.0, 48000, 40_000);
+        let fresh = std::thread::spawn({
+            let b = b.clone();
+            move || resample_chunked(&b, 48000, 6000, 1000)
+        })
+        .join()
+        .unwrap();
+        // Same thread: the second run takes the first one's resampler from the pool.
+        let _ = resample_chunked(&a, 48000, 6000, 1000);
+        let reused = resample_chunked(&b, 48000, 6000, 1000);
+        assert_eq!(reused, fresh);
     }
 
     #[test]

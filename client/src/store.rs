@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use auscout_core::wire::encode_u32_be;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{Cmd, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, Value};
+use redis::{
+    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, Value,
+};
 
 use crate::error::ClientError;
 use crate::reply::{self, ListPage};
@@ -77,12 +79,23 @@ impl Endpoint {
     }
 
     fn connect(&self) -> Result<Conn, ClientError> {
+        self.connect_via(&[])
+    }
+
+    /// Connects; on a cluster, through the given node or, if it is down
+    /// (e.g. failing over), any of `also` (nodes seen earlier).
+    fn connect_via(&self, also: &[(String, u16)]) -> Result<Conn, ClientError> {
         let wrap = |source| ClientError::Connect {
             target: self.shown.clone(),
             source,
         };
         if self.cluster {
-            let client = ClusterClient::builder(vec![self.info.clone()])
+            let mut nodes = vec![self.info.clone()];
+            nodes.extend(also.iter().map(|(host, port)| ConnectionInfo {
+                addr: ConnectionAddr::Tcp(host.clone(), *port),
+                redis: self.info.redis.clone(),
+            }));
+            let client = ClusterClient::builder(nodes)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .build()
                 .map_err(wrap)?;
@@ -193,6 +206,10 @@ pub struct Store {
     /// opened (a shard no track has reached yet has no key, and the module
     /// answers a lookup on a missing key with an error).
     lookup_shards: Vec<u32>,
+    /// Every cluster node (masters and replicas) seen when opening: a
+    /// reconnect during a failover must not depend on the one node named on
+    /// the command line still being up.
+    cluster_nodes: Vec<(String, u16)>,
     pool: Mutex<Vec<Conn>>,
 }
 
@@ -234,10 +251,17 @@ impl Store {
         } else {
             existing
         };
+        let cluster_nodes = if endpoint.is_cluster() {
+            let slots = conn.run(redis::cmd("CLUSTER").arg("SLOTS"))?;
+            node_addresses(&slots)
+        } else {
+            Vec::new()
+        };
         Ok(Store {
             endpoint,
             layout,
             lookup_shards,
+            cluster_nodes,
             pool: Mutex::new(vec![conn]),
         })
     }
@@ -428,7 +452,7 @@ impl Store {
         let pooled = self.pool.lock().map(|mut p| p.pop()).unwrap_or(None);
         match pooled {
             Some(conn) => Ok(conn),
-            None => self.endpoint.connect(),
+            None => self.endpoint.connect_via(&self.cluster_nodes),
         }
     }
 
@@ -617,6 +641,37 @@ fn master_slot_ranges(
     Ok(masters)
 }
 
+/// Every node address (`host`, `port`) in a `CLUSTER SLOTS` reply, masters
+/// and replicas, without repeats. Malformed entries are skipped: this list
+/// is only a fallback for reconnecting.
+fn node_addresses(slots: &Value) -> Vec<(String, u16)> {
+    let mut found: Vec<(String, u16)> = Vec::new();
+    let Value::Array(entries) = slots else {
+        return found;
+    };
+    for entry in entries {
+        let Value::Array(fields) = entry else {
+            continue;
+        };
+        for node in fields.iter().skip(2) {
+            let Value::Array(node) = node else { continue };
+            let host = node.first().and_then(|h| reply::text(h.clone()).ok());
+            let port = node
+                .get(1)
+                .and_then(|p| reply::integer(p).ok())
+                .and_then(|p| u16::try_from(p).ok());
+            if let (Some(host), Some(port)) = (host, port) {
+                // An empty host means "the address you reached me at"; the
+                // node named on the command line covers that one.
+                if !host.is_empty() && !found.iter().any(|(h, p)| *h == host && *p == port) {
+                    found.push((host, port));
+                }
+            }
+        }
+    }
+    found
+}
+
 fn bad_reply(command: &'static str, detail: String) -> ClientError {
     ClientError::Reply { command, detail }
 }
@@ -687,6 +742,9 @@ mod tests {
             entry(5461, 10922, 7001, "b"),
             entry(16000, 16000, 7000, "a"),
         ]);
+        let nodes = node_addresses(&reply);
+        let ports: Vec<u16> = nodes.iter().map(|n| n.1).collect();
+        assert_eq!(ports, vec![7002, 7005, 7000, 7003, 7001, 7004]);
         let masters = master_slot_ranges(reply).expect("parses");
         assert_eq!(
             masters,

@@ -314,6 +314,47 @@ fn truncated_files_keep_the_audio_before_the_cut() {
 }
 
 #[test]
+fn damaged_packets_are_skipped() {
+    let dir = fixtures();
+    let opts = HashOptions::default();
+    let reference = fingerprint_file(&dir.join("music.wav"), &opts).unwrap();
+    for name in ["music.mp3", "music.ogg", "music.flac", "music.m4a"] {
+        let mut bytes = std::fs::read(dir.join(name)).unwrap();
+        // Scribble over 1 KB in the middle: a few packets, not the headers.
+        let mid = bytes.len() / 2;
+        for (i, b) in bytes[mid..mid + 1024].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+        }
+        let damaged = dir.join(format!("damaged-{name}"));
+        std::fs::write(&damaged, &bytes).unwrap();
+        let mut d = Decoder::open(&damaged).unwrap_or_else(|e| panic!("damaged {name}: {e}"));
+        let (mut rate, mut frames) = (1, 0u64);
+        while let Some(chunk) = d
+            .next_chunk()
+            .unwrap_or_else(|e| panic!("damaged {name}: {e}"))
+        {
+            rate = chunk.sample_rate;
+            frames += chunk.samples.len() as u64;
+        }
+        let seconds = frames as f64 / f64::from(rate);
+        let fp = fingerprint_file(&damaged, &opts).unwrap();
+        // Before the damage the audio is intact; after it, a lost packet shifts
+        // the rest, so only the first 40% is compared position by position.
+        let before = reference.hashes.len() * 2 / 5;
+        let (lag, agreement) = best_alignment(&reference.hashes[..before], &fp.hashes, 3);
+        eprintln!(
+            "damaged {name}: {seconds:.2} s, {} packets skipped, stopped early: {:?}, \
+             bit agreement before the damage {agreement:.4} at lag {lag}",
+            d.damaged_packets(),
+            d.stopped_early()
+        );
+        // Decoding goes on after the damage: at most a second or so is lost.
+        assert!(seconds > SECONDS * 0.85, "damaged {name}: {seconds} s");
+        assert!(agreement > 0.9, "damaged {name}: agreement {agreement}");
+    }
+}
+
+#[test]
 fn empty_missing_and_too_short_files_are_errors() {
     let dir = fixtures();
     let opts = HashOptions::default();

@@ -88,9 +88,9 @@ pub trait FrameSource {
 }
 
 /// How many of the best-voted candidates are verified by BER. More costs time
-/// and raises the level unrelated audio reaches (best of more tries); 20 is
+/// and raises the level unrelated audio reaches (best of more tries); 50 is
 /// what the calibration in `chance.rs` was measured with.
-const VERIFIED_CANDIDATES: usize = 20;
+const VERIFIED_CANDIDATES: usize = 50;
 
 /// Every track whose score is ≥ `params.threshold`, best first, at most
 /// `params.limit`, one per track (its best alignment).
@@ -100,43 +100,98 @@ pub fn lookup<S: FrameSource + ?Sized>(
     toggles: &[u32],
     params: &LookupParams,
 ) -> Result<Vec<Match>, LookupError> {
+    let verdicts = lookup_candidates(src, query, toggles, params)?;
+    let mut out: Vec<Match> = Vec::with_capacity(verdicts.len());
+    let mut seen: Vec<u32> = Vec::with_capacity(verdicts.len());
+    // `verdicts` is sorted best first, so the first verdict of a track is its
+    // best alignment.
+    for v in verdicts {
+        if v.score < params.threshold || out.len() >= params.limit {
+            break;
+        }
+        if seen.contains(&v.slot) {
+            continue;
+        }
+        seen.push(v.slot);
+        out.push(Match {
+            id: v.id,
+            position: v.position,
+            score: v.score,
+        });
+    }
+    Ok(out)
+}
+
+/// One verified candidate, with the figures behind its score (for
+/// diagnostics and for calibrating the score on real audio).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub slot: u32,
+    pub id: TrackId,
+    /// Track frame aligned with query frame 0.
+    pub position: i64,
+    /// Query frames that voted for this alignment.
+    pub votes: u32,
+    /// Differing bits over the compared frames.
+    pub bit_errors: u64,
+    /// Query frames that overlapped the track.
+    pub frames: u64,
+    pub score: f64,
+}
+
+impl Verdict {
+    /// `1 − 2·BER`, before the length correction.
+    pub fn similarity(&self) -> f64 {
+        if self.frames == 0 {
+            return 0.0;
+        }
+        1.0 - 2.0 * self.bit_errors as f64 / (32.0 * self.frames as f64)
+    }
+}
+
+/// Every verified candidate, whatever its score, best first (ties by id, then
+/// position), possibly several per track. [`lookup`] is this plus the
+/// threshold, the limit and one answer per track.
+///
+/// The best-voted `max(50, min(limit, 256))` alignments are verified; the
+/// score calibration was measured with 50, and verifying more raises the level
+/// unrelated audio reaches only slightly (best of more tries).
+pub fn lookup_candidates<S: FrameSource + ?Sized>(
+    src: &S,
+    query: &[u32],
+    toggles: &[u32],
+    params: &LookupParams,
+) -> Result<Vec<Verdict>, LookupError> {
     validate(query, toggles, params)?;
     if params.limit == 0 {
         return Ok(Vec::new());
     }
-    let candidates = vote::best_candidates(
-        src,
-        query,
-        toggles,
-        VERIFIED_CANDIDATES.max(params.limit.min(256)),
-    );
-
-    let mut matches: Vec<(u32, Match)> = Vec::with_capacity(candidates.len());
+    let wanted = VERIFIED_CANDIDATES.max(params.limit.min(256));
+    let candidates = vote::best_candidates(src, query, toggles, wanted);
+    let mut out: Vec<Verdict> = Vec::with_capacity(candidates.len());
+    let prepared = verify::Query::new(query);
     for cand in &candidates {
         let hashes = src.hashes(cand.slot);
-        let Some(v) = verify::verify(query, hashes, cand.anchor_frame, cand.anchor_offset) else {
+        let Some(v) = verify::verify(&prepared, hashes, cand.anchor_frame, cand.anchor_offset)
+        else {
             continue;
         };
-        let score = chance::score(v.errors, v.frames);
-        if score < params.threshold {
-            continue;
-        }
-        let m = Match {
+        out.push(Verdict {
+            slot: cand.slot,
             id: src.id(cand.slot),
             position: v.position,
-            score,
-        };
-        // One answer per track: its best alignment.
-        match matches.iter_mut().find(|(slot, _)| *slot == cand.slot) {
-            Some((_, best)) if best.score < m.score => *best = m,
-            Some(_) => {}
-            None => matches.push((cand.slot, m)),
-        }
+            votes: cand.votes,
+            bit_errors: v.errors,
+            frames: v.frames,
+            score: chance::score(v.errors, v.frames),
+        });
     }
-    let mut out: Vec<Match> = matches.into_iter().map(|(_, m)| m).collect();
-    // Best first; ties broken by id so replies are deterministic.
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-    out.truncate(params.limit);
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.id.cmp(&b.id))
+            .then(a.position.cmp(&b.position))
+    });
     Ok(out)
 }
 

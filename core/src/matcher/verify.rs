@@ -34,36 +34,76 @@ struct BlockFit {
     offset: i64,
 }
 
-/// Verifies `query` against `track`, starting at the block holding
+/// The query as verification reads it, prepared once per lookup.
+///
+/// Only *informative* query frames are compared: a frame equal to the query
+/// frame before it adds no evidence (digital silence is one hash repeated,
+/// and would otherwise "match" every silent stretch of every track perfectly).
+/// `mask[i]` is all ones for an informative frame and 0 otherwise, so the
+/// comparison loop stays branch-free; `prefix[i]` counts informative frames
+/// before `i`.
+pub(super) struct Query<'a> {
+    hashes: &'a [u32],
+    mask: Vec<u32>,
+    prefix: Vec<u32>,
+}
+
+impl<'a> Query<'a> {
+    pub(super) fn new(hashes: &'a [u32]) -> Self {
+        let mut mask = Vec::with_capacity(hashes.len());
+        let mut prefix = Vec::with_capacity(hashes.len() + 1);
+        let mut count = 0u32;
+        let mut prev = None;
+        for &h in hashes {
+            prefix.push(count);
+            let informative = prev != Some(h);
+            mask.push(if informative { u32::MAX } else { 0 });
+            count += u32::from(informative);
+            prev = Some(h);
+        }
+        prefix.push(count);
+        Query {
+            hashes,
+            mask,
+            prefix,
+        }
+    }
+
+    fn informative(&self, lo: usize, hi: usize) -> u64 {
+        let at = |i: usize| u64::from(self.prefix.get(i).copied().unwrap_or(0));
+        at(hi).saturating_sub(at(lo))
+    }
+}
+
+/// Verifies the query against `track`, starting at the block holding
 /// `anchor_frame` near `anchor_offset`. `None` when no frame overlaps.
 pub(super) fn verify(
-    query: &[u32],
+    query: &Query<'_>,
     track: &[u32],
     anchor_frame: usize,
     anchor_offset: i64,
 ) -> Option<Verified> {
-    let blocks: Vec<&[u32]> = query.chunks(BLOCK).collect();
-    let first = (anchor_frame / BLOCK).min(blocks.len().checked_sub(1)?);
-    let start = |k: usize| (k * BLOCK) as i64;
+    let len = query.hashes.len();
+    let blocks = len.div_ceil(BLOCK);
+    let first = (anchor_frame / BLOCK).min(blocks.checked_sub(1)?);
+    let block = |k: usize| Block {
+        query,
+        start: k * BLOCK,
+        end: ((k + 1) * BLOCK).min(len),
+    };
 
-    let anchor = fit(
-        blocks.get(first)?,
-        start(first),
-        track,
-        anchor_offset,
-        ANCHOR_SEARCH,
-    );
+    let anchor = block(first).fit(track, anchor_offset, ANCHOR_SEARCH);
     let (mut errors, mut frames) = (anchor.errors, anchor.frames);
     let mut position = anchor.offset;
 
     let mut prev = anchor.offset;
-    for (k, block) in blocks.iter().enumerate().skip(first + 1) {
-        let f = fit(block, start(k), track, prev, STEP);
+    for k in first + 1..blocks {
+        let f = block(k).fit(track, prev, STEP);
         (errors, frames, prev) = (errors + f.errors, frames + f.frames, f.offset);
     }
     prev = anchor.offset;
     for k in (0..first).rev() {
-        let f = fit(blocks.get(k)?, start(k), track, prev, STEP);
+        let f = block(k).fit(track, prev, STEP);
         (errors, frames, prev) = (errors + f.errors, frames + f.frames, f.offset);
         position = f.offset;
     }
@@ -74,49 +114,64 @@ pub(super) fn verify(
     })
 }
 
-/// The best offset in `centre ± radius` for the block starting at query frame
-/// `start`; ties go to the offset nearest the centre.
-fn fit(block: &[u32], start: i64, track: &[u32], centre: i64, radius: i64) -> BlockFit {
-    let mut best = BlockFit {
-        errors: 0,
-        frames: 0,
-        offset: centre,
-    };
-    let mut best_cost = u64::MAX;
-    for d in std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r])) {
-        let offset = centre + d;
-        let (errors, frames) = compare(block, start + offset, track);
-        let cost = errors + OUTSIDE_COST * (block.len() as u64 - frames);
-        if cost < best_cost {
-            best_cost = cost;
-            best = BlockFit {
-                errors,
-                frames,
-                offset,
-            };
-        }
-    }
-    best
+/// Query frames `start..end`.
+struct Block<'a, 'q> {
+    query: &'a Query<'q>,
+    start: usize,
+    end: usize,
 }
 
-/// Bit errors and overlapping frames of `block` laid on `track` from track
-/// frame `at` (which may be negative or past the end).
-fn compare(block: &[u32], at: i64, track: &[u32]) -> (u64, u64) {
-    let len = track.len() as i64;
-    let lo = (-at).clamp(0, block.len() as i64);
-    let hi = (len - at).clamp(lo, block.len() as i64);
-    let (Some(q), Some(t)) = (
-        block.get(lo as usize..hi as usize),
-        track.get((lo + at) as usize..(hi + at).max(0) as usize),
-    ) else {
-        return (0, 0);
-    };
-    let errors = q
-        .iter()
-        .zip(t)
-        .map(|(a, b)| u64::from((a ^ b).count_ones()))
-        .sum();
-    (errors, q.len() as u64)
+impl Block<'_, '_> {
+    /// The best offset in `centre ± radius`; ties go to the offset nearest
+    /// the centre.
+    fn fit(&self, track: &[u32], centre: i64, radius: i64) -> BlockFit {
+        let informative = self.query.informative(self.start, self.end);
+        let mut best = BlockFit {
+            errors: 0,
+            frames: 0,
+            offset: centre,
+        };
+        let mut best_cost = u64::MAX;
+        for d in std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r])) {
+            let offset = centre + d;
+            let (errors, frames) = self.compare(track, offset);
+            let cost = errors + OUTSIDE_COST * informative.saturating_sub(frames);
+            if cost < best_cost {
+                best_cost = cost;
+                best = BlockFit {
+                    errors,
+                    frames,
+                    offset,
+                };
+            }
+        }
+        best
+    }
+
+    /// Bit errors and informative overlapping frames with query frame `i`
+    /// laid on track frame `i + offset` (which may be negative or past the end).
+    fn compare(&self, track: &[u32], offset: i64) -> (u64, u64) {
+        let lo = (self.start as i64).max(-offset);
+        let hi = (self.end as i64).min(track.len() as i64 - offset);
+        if hi <= lo {
+            return (0, 0);
+        }
+        let (lo, hi) = (lo as usize, hi as usize);
+        let (Some(q), Some(m), Some(t)) = (
+            self.query.hashes.get(lo..hi),
+            self.query.mask.get(lo..hi),
+            track.get((lo as i64 + offset) as usize..(hi as i64 + offset) as usize),
+        ) else {
+            return (0, 0);
+        };
+        let errors: u32 = q
+            .iter()
+            .zip(m)
+            .zip(t)
+            .map(|((&h, &m), &th)| ((h ^ th) & m).count_ones())
+            .sum();
+        (u64::from(errors), self.query.informative(lo, hi))
+    }
 }
 
 #[cfg(test)]
@@ -126,12 +181,26 @@ mod tests {
     #[test]
     fn compare_counts_only_overlap() {
         let track = [0u32, 0, 0, 0];
-        let block = [u32::MAX, u32::MAX];
-        assert_eq!(compare(&block, -1, &track), (32, 1));
-        assert_eq!(compare(&block, 0, &track), (64, 2));
-        assert_eq!(compare(&block, 3, &track), (32, 1));
-        assert_eq!(compare(&block, 4, &track), (0, 0));
-        assert_eq!(compare(&block, -5, &track), (0, 0));
+        let hashes = [u32::MAX, 1];
+        let query = Query::new(&hashes);
+        let b = Block {
+            query: &query,
+            start: 0,
+            end: 2,
+        };
+        assert_eq!(b.compare(&track, -1), (1, 1));
+        assert_eq!(b.compare(&track, 0), (33, 2));
+        assert_eq!(b.compare(&track, 3), (32, 1));
+        assert_eq!(b.compare(&track, 4), (0, 0));
+        assert_eq!(b.compare(&track, -5), (0, 0));
+    }
+
+    #[test]
+    fn repeated_query_frames_are_not_evidence() {
+        let track = [7u32; 100];
+        let silence = [7u32; 100];
+        let v = verify(&Query::new(&silence), &track, 0, 0).expect("overlap");
+        assert_eq!((v.errors, v.frames), (0, 1));
     }
 
     #[test]
@@ -145,7 +214,7 @@ mod tests {
             .map(|(_, h)| *h)
             .take(150)
             .collect();
-        let v = verify(&query, &track, 10, 0).expect("overlap");
+        let v = verify(&Query::new(&query), &track, 10, 0).expect("overlap");
         assert_eq!(v.position, 0);
         assert_eq!(v.frames, 150);
         // Only the block straddling the dropped frame can pay any errors.
