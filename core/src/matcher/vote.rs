@@ -39,8 +39,6 @@ pub(super) struct Candidate {
 #[derive(Debug, Clone, Copy)]
 struct Bin {
     votes: u32,
-    /// The last query frame that voted here (frames vote one at a time).
-    last_frame: usize,
     sum_offset: i64,
     sum_frame: u64,
 }
@@ -73,6 +71,10 @@ type BinMap = HashMap<u64, Bin, BuildHasherDefault<FoldHasher>>;
 struct Scratch {
     bins: BinMap,
     probes: Vec<u32>,
+    /// The query frame of each probe.
+    frame_of: Vec<u32>,
+    /// (bin key, query frame, offset) of every hit.
+    hits: Vec<(u64, u32, i64)>,
 }
 
 thread_local! {
@@ -95,7 +97,10 @@ pub(super) fn best_candidates<S: FrameSource + ?Sized>(
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => {
             let out = run(src, query, toggles, k, &mut scratch);
-            if scratch.bins.capacity() > KEEP_SCRATCH_ENTRIES {
+            if scratch.bins.capacity() > KEEP_SCRATCH_ENTRIES
+                || scratch.hits.capacity() > KEEP_SCRATCH_ENTRIES
+                || scratch.probes.capacity() > KEEP_SCRATCH_ENTRIES
+            {
                 *scratch = Scratch::default();
             }
             out
@@ -113,38 +118,72 @@ fn run<S: FrameSource + ?Sized>(
     s: &mut Scratch,
 ) -> Vec<Candidate> {
     s.bins.clear();
-    let bins = &mut s.bins;
-    for (i, (&hash, &mask)) in query.iter().zip(toggles).enumerate() {
+    let mut first = 0;
+    while first < query.len() {
+        let last = (first + FRAMES_PER_BATCH).min(query.len());
+        vote_batch(src, query, toggles, first..last, s);
+        first = last;
+    }
+    rank(&s.bins, k)
+}
+
+/// Query frames probed together. The index sorts and prefetches one batch,
+/// so a batch of ~1,000 probes overlaps its cache misses where a frame's 16
+/// alone could not; batches keep the hit list small even when a hash is
+/// shared by thousands of tracks.
+const FRAMES_PER_BATCH: usize = 64;
+
+/// Votes of the query frames in `frames`, added to `s.bins`.
+fn vote_batch<S: FrameSource + ?Sized>(
+    src: &S,
+    query: &[u32],
+    toggles: &[u32],
+    frames: std::ops::Range<usize>,
+    s: &mut Scratch,
+) {
+    s.probes.clear();
+    s.frame_of.clear();
+    for i in frames {
+        let (Some(&hash), Some(&mask)) = (query.get(i), toggles.get(i)) else {
+            break;
+        };
         // A run of equal hashes has one posting, at its first frame, in the
         // index; probing only the query run's first frame keeps every frame of
         // an aligned run voting for the same offset.
         if i > 0 && query.get(i - 1) == Some(&hash) {
             continue;
         }
-        expand(hash, mask, &mut s.probes);
-        let qpos = i as i64;
-        src.probe(&s.probes, &mut |_, slot, pos| {
-            let offset = i64::from(pos) - qpos;
-            let bin = bins.entry(key(slot, offset >> BIN_SHIFT)).or_insert(Bin {
-                votes: 0,
-                last_frame: usize::MAX,
-                sum_offset: 0,
-                sum_frame: 0,
-            });
-            if bin.last_frame != i {
-                bin.last_frame = i;
-                bin.votes += 1;
-                bin.sum_offset += offset;
-                bin.sum_frame += i as u64;
-            }
-        });
+        expand_into(hash, mask, &mut s.probes);
+        s.frame_of.resize(s.probes.len(), i as u32);
     }
-    rank(bins, k)
+    s.hits.clear();
+    let (hits, frame_of) = (&mut s.hits, &s.frame_of);
+    src.probe(&s.probes, &mut |p, slot, pos| {
+        if let Some(&i) = frame_of.get(p) {
+            let offset = i64::from(pos) - i64::from(i);
+            hits.push((key(slot, offset >> BIN_SHIFT), i, offset));
+        }
+    });
+    // A query frame votes at most once per bin (with its smallest offset
+    // there): grouping by (bin, frame) makes that exact whatever order the
+    // index reports hits in.
+    s.hits.sort_unstable();
+    s.hits.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
+    for &(key, i, offset) in &s.hits {
+        let bin = s.bins.entry(key).or_insert(Bin {
+            votes: 0,
+            sum_offset: 0,
+            sum_frame: 0,
+        });
+        bin.votes += 1;
+        bin.sum_offset += offset;
+        bin.sum_frame += u64::from(i);
+    }
 }
 
-/// `hash` XOR every subset of `mask` (2^popcount variants, `hash` itself first).
-fn expand(hash: u32, mask: u32, out: &mut Vec<u32>) {
-    out.clear();
+/// `hash` XOR every subset of `mask` (2^popcount variants, `hash` itself
+/// first), appended to `out`.
+fn expand_into(hash: u32, mask: u32, out: &mut Vec<u32>) {
     // Subsets in ascending order: `sub - mask` borrows through the gaps.
     let mut sub = 0u32;
     loop {
@@ -207,7 +246,7 @@ mod tests {
     #[test]
     fn expand_gives_every_subset_once() {
         let mut v = Vec::new();
-        expand(0xF0F0_0000, 0b1011, &mut v);
+        expand_into(0xF0F0_0000, 0b1011, &mut v);
         assert_eq!(v.len(), 8);
         assert_eq!(v.first(), Some(&0xF0F0_0000));
         let mut sorted = v.clone();
