@@ -23,10 +23,13 @@ deps-test:
 build: deps
 	$(CARGO) build --release --workspace
 
+# Redis enters --dir before it loads modules, so the config it runs gets the
+# module's absolute path (the same rewrite `install` does).
 run: build
 	@mkdir -p data
+	sed 's|^loadmodule .*libauscout.so|loadmodule $(CURDIR)/$(MODULE)|' redis.conf > data/redis.conf
 	@echo "auscout: redis-server on port $(PORT) with $(MODULE); data in ./data; client: $(CLIENT)"
-	redis-server redis.conf --dir data --port $(PORT)
+	redis-server data/redis.conf --dir $(CURDIR)/data --port $(PORT)
 
 test: deps-test
 	$(CARGO) build --release --workspace
