@@ -4,6 +4,7 @@
 //!
 //!     cargo bench -p auscout --bench server                  # 2,000 tracks x 20,000 frames (40M)
 //!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout --bench server   # a quick 4M-frame run
+//!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout --bench server # more lookups of each kind (default 300)
 //!
 //! Server time comes from SLOWLOG (threshold 0 while measuring): the time Redis
 //! spent inside the command, without network or client overhead.
@@ -20,7 +21,6 @@ use redis::Connection;
 const FRAMES: usize = 20_000;
 const QUERY_FRAMES: usize = 1_000;
 const TOGGLE_BITS: u32 = 4;
-const LOOKUPS: usize = 300;
 const TIMED_ADDS: usize = 100;
 
 /// xorshift64*: reproducible data without a rand dependency.
@@ -226,6 +226,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
+    // Lookups of each kind (more for a steadier p99, or to profile the server).
+    let lookups: usize = std::env::var("AUSCOUT_BENCH_LOOKUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let (_server, client) = start(16_401);
     let mut c = client.get_connection().expect("connection");
     slowlog(&mut c, false);
@@ -267,7 +272,7 @@ fn main() {
     let mut rng = Rng(0x5eed);
     let mut found = 0usize;
     slowlog(&mut c, true);
-    for _ in 0..LOOKUPS {
+    for _ in 0..lookups {
         let t = rng.below(tracks);
         let start = rng.below(FRAMES - QUERY_FRAMES);
         let stored = track(t as u64);
@@ -302,7 +307,7 @@ fn main() {
     }
     let mut matching = slowlog_durations(&mut c, "auscout.lookup");
     let mut false_hits = 0usize;
-    for _ in 0..LOOKUPS {
+    for _ in 0..lookups {
         let q: Vec<u32> = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
         let toggles: Vec<u32> = (0..QUERY_FRAMES)
             .map(|_| random_mask(&mut rng, TOGGLE_BITS))
@@ -342,8 +347,8 @@ fn main() {
         100.0 * (usage as f64 - growth) / growth
     );
     println!("auscout.add of {FRAMES} frames (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
-    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{LOOKUPS}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
-    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{LOOKUPS}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{lookups}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{lookups}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
     for (how, worst) in waits {
         println!("{how} of the whole index: longest wait of another client {worst:.1} ms");
     }

@@ -498,21 +498,34 @@ impl Index {
     /// A slot stays valid until the index is next changed.
     pub fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
         let ms: Vec<u32> = probes.iter().map(|&h| mix(h)).collect();
-        self.postings.probe(&ms, &mut |i, r, exact| {
+        let mut cands = Vec::new();
+        self.postings.probe(&ms, &mut cands);
+        // Confirming a fingerprint match reads the track's hash: another
+        // random read, so all of them are prefetched before any is compared.
+        let mut found: Vec<(u32, u32, u32, bool)> = Vec::with_capacity(cands.len());
+        for (i, r, exact) in cands {
             let Some((s, pos)) = self.resolve(r) else {
-                return;
+                continue;
             };
+            if !exact {
+                if let Some(t) = self.slots.get(s as usize) {
+                    crate::prefetch::prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
+                }
+            }
+            found.push((i, s, pos, exact));
+        }
+        for (i, s, pos, exact) in found {
             if !exact {
                 let stored = self
                     .slots
                     .get(s as usize)
                     .and_then(|t| t.hashes.get(pos as usize));
-                if stored != probes.get(i) {
-                    return;
+                if stored != probes.get(i as usize) {
+                    continue;
                 }
             }
-            hit(i, s, pos);
-        });
+            hit(i as usize, s, pos);
+        }
     }
 
     /// The full hash sequence of the live track in `slot` (empty for a

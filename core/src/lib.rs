@@ -7,6 +7,7 @@
 
 pub mod index;
 pub mod matcher;
+mod prefetch;
 pub mod wire;
 
 pub use index::{Index, IndexError, IndexStats, TrackId, TrackView};

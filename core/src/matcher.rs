@@ -170,6 +170,12 @@ pub fn lookup_candidates<S: FrameSource + ?Sized>(
     let candidates = vote::best_candidates(src, query, toggles, wanted);
     let mut out: Vec<Verdict> = Vec::with_capacity(candidates.len());
     let prepared = verify::Query::new(query);
+    // Each candidate reads about 4 bytes per query frame of its track, a
+    // stretch anywhere in memory: fetch all of them at once rather than
+    // one candidate's misses after another's.
+    for cand in &candidates {
+        verify::prefetch_span(src.hashes(cand.slot), query.len(), cand.anchor_offset);
+    }
     for cand in &candidates {
         let hashes = src.hashes(cand.slot);
         let Some(v) = verify::verify(&prepared, hashes, cand.anchor_frame, cand.anchor_offset)

@@ -30,6 +30,7 @@
 //! once: see `Index` for that bound.
 
 use super::memsize::alloc_size;
+use crate::prefetch::prefetch;
 
 /// Directory bits per partition (at most): a partition of 2^10 buckets holds
 /// about 8K–32K postings, so one merge rewrites well under 200 KB.
@@ -438,30 +439,36 @@ impl Postings {
         cost
     }
 
-    /// Calls `hit(i, r, exact)` for every stored posting that may hold the
-    /// hash whose scramble is `ms[i]`. `exact` says the full hash matched;
-    /// otherwise the caller must confirm it against the track. Dead refs may
-    /// be reported too: the caller drops them.
+    /// Appends `(i, r, exact)` to `out` for every stored posting that may
+    /// hold the hash whose scramble is `ms[i]`. `exact` says the full hash
+    /// matched (a delta posting); otherwise the fingerprint matched and the
+    /// caller must confirm the hash against the track. Dead refs may be
+    /// reported too: the caller drops them.
     ///
-    /// Probes go in chunks through three passes so that each pass issues
-    /// independent loads whose cache misses the CPU overlaps, instead of one
-    /// dependent chain of misses per probe: (1) touch the directory entry,
-    /// (2) read it and touch the fingerprints (and the delta slot when the
-    /// flag says so), (3) scan them, now in cache. "Touching" is a plain load
-    /// folded into a value kept alive by `black_box` (no `unsafe` prefetch).
-    pub(super) fn probe(&self, ms: &[u32], hit: &mut impl FnMut(usize, u32, bool)) {
-        const CHUNK: usize = 256;
+    /// A probe costs two dependent cache misses (directory entry, then
+    /// fingerprints), and at 40M postings also two TLB misses. Done one probe
+    /// after the other that is a chain of misses; instead the probes go in
+    /// small chunks through passes that each only *prefetch* the next level
+    /// for the whole chunk, so the misses of a chunk overlap: (1) prefetch
+    /// the directory entries, (2) read them, prefetch the fingerprints (and
+    /// the delta slot when the flag says so), (3) scan the fingerprints,
+    /// prefetching the ref of each that matches. The refs are read only
+    /// after every chunk has been scanned. Prefetches, unlike loads, retire
+    /// at once and so do not hold the reorder window while they wait.
+    pub(super) fn probe(&self, ms: &[u32], out: &mut Vec<(u32, u32, bool)>) {
+        const CHUNK: usize = 32;
         let (order, sorted) = order_by_top_bits(ms);
         let mut loc: Vec<(u32, u32)> = Vec::with_capacity(CHUNK.min(ms.len()));
         let mut spans: Vec<(u32, u32, bool)> = Vec::with_capacity(CHUNK.min(ms.len()));
-        let mut touched = 0u64;
+        // Fingerprint matches whose ref is still being fetched: (i, partition, index).
+        let mut pending: Vec<(u32, u32, u32)> = Vec::new();
         for (chunk, idx) in sorted.chunks(CHUNK).zip(order.chunks(CHUNK)) {
             loc.clear();
             for &m in chunk {
                 let p = self.part_of(m);
                 let b = self.bucket_of(m);
                 if let Some(part) = self.parts.get(p) {
-                    touched ^= part.dir.get(b).copied().unwrap_or(0);
+                    prefetch(part.dir.as_ptr().wrapping_add(b));
                 }
                 loc.push((p as u32, b as u32));
             }
@@ -471,15 +478,15 @@ impl Postings {
                 let span = match self.parts.get(p) {
                     Some(part) => match (part.dir.get(b), part.dir.get(b + 1)) {
                         (Some(&lo), Some(&hi)) => {
-                            let in_delta = lo & self.flag_of(m) != 0;
+                            let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
                             let (lo, hi) = (lo as u32, hi as u32);
                             if lo < hi {
-                                touched ^=
-                                    u64::from(part.fps.get(lo as usize).copied().unwrap_or(0));
+                                prefetch(part.fps.as_ptr().wrapping_add(lo as usize));
+                                prefetch(part.fps.as_ptr().wrapping_add(hi as usize - 1));
                             }
                             if in_delta {
                                 let at = m as usize & part.delta.len().wrapping_sub(1);
-                                touched ^= part.delta.get(at).copied().unwrap_or(0);
+                                prefetch(part.delta.as_ptr().wrapping_add(at));
                             }
                             (lo, hi, in_delta)
                         }
@@ -489,23 +496,23 @@ impl Postings {
                 };
                 spans.push(span);
             }
-            for (((&m, &i), &(p, b)), &(_, _, in_delta)) in
+            for (((&m, &i), &(p, _)), &(lo, hi, in_delta)) in
                 chunk.iter().zip(idx).zip(loc.iter()).zip(spans.iter())
             {
-                let i = i as usize;
                 let Some(part) = self.parts.get(p as usize) else {
                     continue;
                 };
-                let (f, r) = part.bucket(b as usize);
                 let fp = m as u8;
-                for (j, &x) in f.iter().enumerate() {
-                    if x == fp {
-                        if let Some(&rf) = r.get(j) {
-                            hit(i, rf, false);
+                if let Some(f) = part.fps.get(lo as usize..hi as usize) {
+                    for (j, &x) in f.iter().enumerate() {
+                        if x == fp {
+                            let k = lo + j as u32;
+                            prefetch(part.refs.as_ptr().wrapping_add(k as usize));
+                            pending.push((i, p, k));
                         }
                     }
                 }
-                if in_delta && part.delta_len > 0 {
+                if in_delta {
                     let mask = part.delta.len() - 1;
                     let mut at = m as usize & mask;
                     while let Some(&e) = part.delta.get(at) {
@@ -513,14 +520,22 @@ impl Postings {
                             break;
                         }
                         if (e >> 32) as u32 == m {
-                            hit(i, e as u32, true);
+                            out.push((i, e as u32, true));
                         }
                         at = (at + 1) & mask;
                     }
                 }
             }
         }
-        std::hint::black_box(touched);
+        for (i, p, k) in pending {
+            if let Some(&r) = self
+                .parts
+                .get(p as usize)
+                .and_then(|part| part.refs.get(k as usize))
+            {
+                out.push((i, r, false));
+            }
+        }
     }
 
     /// (distinct hashes, live postings, longest posting list), in one

@@ -114,6 +114,19 @@ pub(super) fn verify(
     })
 }
 
+/// Prefetches the frames of `track` that verifying a query of `len` frames
+/// near `offset` will read (drift included, clamped to the track).
+pub(super) fn prefetch_span(track: &[u32], len: usize, offset: i64) {
+    // Slack for the anchor search and for drift of up to 1 frame per block.
+    let slack = ANCHOR_SEARCH + (len / BLOCK) as i64 * STEP + 1;
+    let lo = (offset - slack).clamp(0, track.len() as i64) as usize;
+    let hi = (offset + len as i64 + slack).clamp(0, track.len() as i64) as usize;
+    // One prefetch per 64-byte line (16 frames).
+    for i in (lo..hi).step_by(16) {
+        crate::prefetch::prefetch(track.as_ptr().wrapping_add(i));
+    }
+}
+
 /// Query frames `start..end`.
 struct Block<'a, 'q> {
     query: &'a Query<'q>,

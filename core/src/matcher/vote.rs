@@ -131,7 +131,7 @@ fn run<S: FrameSource + ?Sized>(
 /// so a batch of ~1,000 probes overlaps its cache misses where a frame's 16
 /// alone could not; batches keep the hit list small even when a hash is
 /// shared by thousands of tracks.
-const FRAMES_PER_BATCH: usize = 64;
+const FRAMES_PER_BATCH: usize = 256;
 
 /// Votes of the query frames in `frames`, added to `s.bins`.
 fn vote_batch<S: FrameSource + ?Sized>(

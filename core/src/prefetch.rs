@@ -1,0 +1,21 @@
+//! A cache prefetch hint: the one `unsafe` line of the engine.
+//!
+//! Probing the index is a stream of independent random reads. Issuing them
+//! as prefetches lets the CPU overlap their cache and TLB misses without
+//! holding its reorder window, which plain loads do (see `Postings::probe`).
+
+/// Asks the CPU to bring the cache line holding `p` into L1. A hint only:
+/// it never faults, whatever the address, and does nothing on targets
+/// without the instruction.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` reads nothing architecturally and cannot fault,
+    // even for a dangling or out-of-bounds address.
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
