@@ -14,12 +14,15 @@
 //!   fingerprint are not stored: a fingerprint hit is confirmed by the caller
 //!   against the track's hash.
 //! - a small mutable *delta*: an open-addressing table of `(m, ref)` in one
-//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1). Each directory
-//!   entry also carries 32 flag bits, one per sub-bucket (the 5 bits of `m`
-//!   after the bucket), set when the delta may hold such a posting: most
-//!   probes skip the delta without touching it.
+//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1).
 //!
-//! A probe thus costs about two cache misses (directory, fingerprints).
+//! Each directory entry also carries two sets of 16 flags that let a probe
+//! stop at the directory: *run flags*, one per value of the fingerprint's low
+//! 4 bits present in the bucket's run, and *delta flags*, one per sub-bucket
+//! (the 4 bits of `m` after the bucket), set when the delta may hold such a
+//! posting. A probe thus costs one cache miss (the directory) when its hash
+//! is absent, about half the time at the usual load, and two otherwise
+//! (directory, fingerprints); it touches the delta only when flagged.
 //!
 //! After each change, a cursor merges partitions round-robin (delta into run,
 //! dead refs dropped) within a work budget proportional to the change, so no
@@ -38,8 +41,11 @@ const MAX_DIR_BITS: u32 = 10;
 /// The fingerprint is the low byte of `m`; bucket addresses use at most the
 /// top 24 bits.
 pub(super) const MAX_ADDR_BITS: u32 = 24;
-/// Sub-bucket bits of the delta flags (32 flags per directory entry).
-const FLAG_BITS: u32 = 5;
+/// Bits selecting one of the 16 run flags or 16 delta flags of a directory
+/// entry (bits 32..48 and 48..64).
+const FLAG_BITS: u32 = 4;
+const RUN_FLAGS_AT: u32 = 32;
+const DELTA_FLAGS_AT: u32 = 48;
 /// Postings per bucket right after a rebuild: in `(LOAD, 2·LOAD]`; a rebuild
 /// happens when the load leaves `[LOAD/4, 4·LOAD]` (see `Index`).
 const LOAD: u64 = 8;
@@ -85,7 +91,7 @@ pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
 #[derive(Debug, Clone, Default)]
 struct Partition {
     /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
-    /// `fps` / `refs`, bits 32..64 its delta flags.
+    /// `fps` / `refs`, bits 32..48 its run flags, 48..64 its delta flags.
     dir: Box<[u64]>,
     fps: Box<[u8]>,
     refs: Box<[u32]>,
@@ -237,10 +243,10 @@ impl Postings {
         }
     }
 
-    /// The delta flag of `m` within its directory entry (bits 32..64).
+    /// The delta flag of `m` within its directory entry.
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        1u64 << (32 + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+        1u64 << (DELTA_FLAGS_AT + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
     }
 
     /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
@@ -390,7 +396,7 @@ impl Postings {
         let mut dropped = 0u64;
         let mut j = 0;
         for b in 0..nb {
-            dir.push(refs.len() as u64);
+            let start = refs.len();
             let (f, r) = part.bucket(b);
             if no_dead {
                 fps.extend_from_slice(f);
@@ -418,6 +424,8 @@ impl Postings {
                     refs.push(rf);
                 }
             }
+            let flags = fps.get(start..).map_or(0, run_flags);
+            dir.push(start as u64 | flags);
         }
         dir.push(refs.len() as u64);
         let new = if refs.is_empty() {
@@ -479,10 +487,19 @@ impl Postings {
                     Some(part) => match (part.dir.get(b), part.dir.get(b + 1)) {
                         (Some(&lo), Some(&hi)) => {
                             let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
-                            let (lo, hi) = (lo as u32, hi as u32);
+                            let in_run = lo & run_flags(&[m as u8]) != 0;
+                            let (lo, hi) = if in_run {
+                                (lo as u32, hi as u32)
+                            } else {
+                                (0, 0)
+                            };
                             if lo < hi {
-                                prefetch(part.fps.as_ptr().wrapping_add(lo as usize));
-                                prefetch(part.fps.as_ptr().wrapping_add(hi as usize - 1));
+                                let first = part.fps.as_ptr().wrapping_add(lo as usize);
+                                let last = part.fps.as_ptr().wrapping_add(hi as usize - 1);
+                                prefetch(first);
+                                if (first as usize) >> 6 != (last as usize) >> 6 {
+                                    prefetch(last);
+                                }
                             }
                             if in_delta {
                                 let at = m as usize & part.delta.len().wrapping_sub(1);
@@ -663,6 +680,9 @@ impl Postings {
                     *f = m as u8;
                     *rf = r;
                 }
+                if let Some(e) = part.dir.get_mut(g & (nb - 1)) {
+                    *e |= run_flags(&[m as u8]);
+                }
             }
         });
         out.stored = total;
@@ -688,6 +708,15 @@ impl Postings {
                 );
             }
             assert_eq!(part.fps.len(), part.refs.len());
+            for b in 0..part.dir.len().saturating_sub(1) {
+                let (f, _) = part.bucket(b);
+                let flags = part.dir.get(b).copied().unwrap_or(0);
+                assert_eq!(
+                    flags & run_flags(f),
+                    run_flags(f),
+                    "run posting without its flag"
+                );
+            }
             for &e in part.delta.iter().filter(|&&e| e != EMPTY) {
                 let m = (e >> 32) as u32;
                 assert_eq!(
@@ -717,6 +746,13 @@ impl Postings {
 /// The probe indexes ordered by the top 12 bits of their scrambled hash
 /// (a counting sort), and the scrambled hashes in that order: neighbouring
 /// probes then touch neighbouring memory (fewer TLB and cache misses).
+/// The run flags (directory entry bits 32..48) of a bucket holding `fps`.
+#[inline]
+fn run_flags(fps: &[u8]) -> u64 {
+    fps.iter()
+        .fold(0u64, |acc, &f| acc | 1u64 << (RUN_FLAGS_AT + u32::from(f & 15)))
+}
+
 fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
     const BITS: u32 = 12;
     let mut at = vec![0u32; (1 << BITS) + 1];
