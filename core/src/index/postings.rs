@@ -246,7 +246,8 @@ impl Postings {
     /// The delta flag of `m` within its directory entry.
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        1u64 << (DELTA_FLAGS_AT + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+        1u64 << (DELTA_FLAGS_AT
+            + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
     }
 
     /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
@@ -466,52 +467,46 @@ impl Postings {
     pub(super) fn probe(&self, ms: &[u32], out: &mut Vec<(u32, u32, bool)>) {
         const CHUNK: usize = 32;
         let (order, sorted) = order_by_top_bits(ms);
-        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(CHUNK.min(ms.len()));
-        let mut spans: Vec<(u32, u32, bool)> = Vec::with_capacity(CHUNK.min(ms.len()));
+        // Per probe of a chunk: (partition, bucket), then the run span to
+        // scan (empty when the run flags rule the hash out) and whether the
+        // delta may hold it.
+        let mut loc = [(0u32, 0u32); CHUNK];
+        let mut spans = [(0u32, 0u32, false); CHUNK];
         // Fingerprint matches whose ref is still being fetched: (i, partition, index).
         let mut pending: Vec<(u32, u32, u32)> = Vec::new();
         for (chunk, idx) in sorted.chunks(CHUNK).zip(order.chunks(CHUNK)) {
-            loc.clear();
-            for &m in chunk {
-                let p = self.part_of(m);
-                let b = self.bucket_of(m);
+            for (&m, l) in chunk.iter().zip(loc.iter_mut()) {
+                let (p, b) = (self.part_of(m), self.bucket_of(m));
                 if let Some(part) = self.parts.get(p) {
                     prefetch(part.dir.as_ptr().wrapping_add(b));
                 }
-                loc.push((p as u32, b as u32));
+                *l = (p as u32, b as u32);
             }
-            spans.clear();
-            for (&m, &(p, b)) in chunk.iter().zip(loc.iter()) {
-                let (p, b) = (p as usize, b as usize);
-                let span = match self.parts.get(p) {
-                    Some(part) => match (part.dir.get(b), part.dir.get(b + 1)) {
-                        (Some(&lo), Some(&hi)) => {
-                            let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
-                            let in_run = lo & run_flags(&[m as u8]) != 0;
-                            let (lo, hi) = if in_run {
-                                (lo as u32, hi as u32)
-                            } else {
-                                (0, 0)
-                            };
-                            if lo < hi {
-                                let first = part.fps.as_ptr().wrapping_add(lo as usize);
-                                let last = part.fps.as_ptr().wrapping_add(hi as usize - 1);
-                                prefetch(first);
-                                if (first as usize) >> 6 != (last as usize) >> 6 {
-                                    prefetch(last);
-                                }
-                            }
-                            if in_delta {
-                                let at = m as usize & part.delta.len().wrapping_sub(1);
-                                prefetch(part.delta.as_ptr().wrapping_add(at));
-                            }
-                            (lo, hi, in_delta)
-                        }
-                        _ => (0, 0, false),
-                    },
-                    None => (0, 0, false),
+            for ((&m, &(p, b)), span) in chunk.iter().zip(loc.iter()).zip(spans.iter_mut()) {
+                *span = (0, 0, false);
+                let Some(part) = self.parts.get(p as usize) else {
+                    continue;
                 };
-                spans.push(span);
+                let (Some(&lo), Some(&hi)) =
+                    (part.dir.get(b as usize), part.dir.get(b as usize + 1))
+                else {
+                    continue;
+                };
+                let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
+                // Branch-free: an absent nibble makes the span empty.
+                let in_run = u32::from(lo & run_flags(&[m as u8]) != 0);
+                let (lo, hi) = (lo as u32, lo as u32 + (hi as u32 - lo as u32) * in_run);
+                let first = part.fps.as_ptr().wrapping_add(lo as usize);
+                let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
+                prefetch(first);
+                if (first as usize) >> 6 != (last as usize) >> 6 {
+                    prefetch(last);
+                }
+                if in_delta {
+                    let at = m as usize & part.delta.len().wrapping_sub(1);
+                    prefetch(part.delta.as_ptr().wrapping_add(at));
+                }
+                *span = (lo, hi, in_delta);
             }
             for (((&m, &i), &(p, _)), &(lo, hi, in_delta)) in
                 chunk.iter().zip(idx).zip(loc.iter()).zip(spans.iter())
@@ -520,14 +515,17 @@ impl Postings {
                     continue;
                 };
                 let fp = m as u8;
-                if let Some(f) = part.fps.get(lo as usize..hi as usize) {
-                    for (j, &x) in f.iter().enumerate() {
-                        if x == fp {
-                            let k = lo + j as u32;
-                            prefetch(part.refs.as_ptr().wrapping_add(k as usize));
-                            pending.push((i, p, k));
-                        }
+                let mut k = lo as usize;
+                while k < hi as usize {
+                    let mut found =
+                        eq_bytes(load8(&part.fps, k), fp) & first_bytes(hi as usize - k);
+                    while found != 0 {
+                        let at = k + (found.trailing_zeros() / 8) as usize;
+                        prefetch(part.refs.as_ptr().wrapping_add(at));
+                        pending.push((i, p, at as u32));
+                        found &= found - 1;
                     }
+                    k += 8;
                 }
                 if in_delta {
                     let mask = part.delta.len() - 1;
@@ -746,11 +744,51 @@ impl Postings {
 /// The probe indexes ordered by the top 12 bits of their scrambled hash
 /// (a counting sort), and the scrambled hashes in that order: neighbouring
 /// probes then touch neighbouring memory (fewer TLB and cache misses).
+/// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
+#[inline]
+fn load8(bytes: &[u8], k: usize) -> u64 {
+    match bytes
+        .get(k..k + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+    {
+        Some(w) => u64::from_le_bytes(w),
+        None => {
+            let mut w = [0u8; 8];
+            for (d, s) in w.iter_mut().zip(bytes.iter().skip(k)) {
+                *d = *s;
+            }
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// Bit `8j + 7` set exactly where byte `j` of `w` equals `fp` (SWAR: the
+/// bytes are compared in one go, without carries between them, so the
+/// fingerprint scan has no data-dependent branch per posting).
+#[inline]
+fn eq_bytes(w: u64, fp: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = w ^ (u64::from(fp) * 0x0101_0101_0101_0101);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The high bits of the first `n` bytes of a word (all 8 for `n ≥ 8`).
+#[inline]
+fn first_bytes(n: usize) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if n >= 8 {
+        HIGH
+    } else {
+        HIGH & ((1u64 << (8 * n)) - 1)
+    }
+}
+
 /// The run flags (directory entry bits 32..48) of a bucket holding `fps`.
 #[inline]
 fn run_flags(fps: &[u8]) -> u64 {
-    fps.iter()
-        .fold(0u64, |acc, &f| acc | 1u64 << (RUN_FLAGS_AT + u32::from(f & 15)))
+    fps.iter().fold(0u64, |acc, &f| {
+        acc | 1u64 << (RUN_FLAGS_AT + u32::from(f & 15))
+    })
 }
 
 fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
@@ -847,5 +885,41 @@ mod tests {
             .chain(9000..13_000)
             .collect();
         assert_eq!(dead, want);
+    }
+
+    #[test]
+    fn eq_bytes_marks_exactly_the_equal_bytes() {
+        // Every byte value against fingerprints that stress the borrow and
+        // high-bit cases (0x00, 0x7F, 0x80, 0xFF).
+        for fp in [0x00u8, 0x01, 0x7F, 0x80, 0x81, 0xFE, 0xFF] {
+            for v in 0..=255u8 {
+                let w = u64::from_le_bytes([v, fp, v, 0x80, fp ^ 1, 0x7F, v, fp]);
+                let want: u64 = [v, fp, v, 0x80, fp ^ 1, 0x7F, v, fp]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == fp)
+                    .map(|(j, _)| 0x80u64 << (8 * j))
+                    .sum();
+                assert_eq!(eq_bytes(w, fp), want, "fp {fp:#x} v {v:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn load8_zero_fills_past_the_end_and_first_bytes_masks() {
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(
+            load8(&bytes, 0),
+            u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert_eq!(
+            load8(&bytes, 7),
+            u64::from_le_bytes([8, 9, 10, 0, 0, 0, 0, 0])
+        );
+        assert_eq!(load8(&bytes, 20), 0);
+        assert_eq!(first_bytes(0), 0);
+        assert_eq!(first_bytes(3), 0x0080_8080);
+        assert_eq!(first_bytes(8), 0x8080_8080_8080_8080);
+        assert_eq!(first_bytes(100), 0x8080_8080_8080_8080);
     }
 }
