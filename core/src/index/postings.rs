@@ -14,12 +14,15 @@
 //!   fingerprint are not stored: a fingerprint hit is confirmed by the caller
 //!   against the track's hash.
 //! - a small mutable *delta*: an open-addressing table of `(m, ref)` in one
-//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1). Each directory
-//!   entry also carries 32 flag bits, one per sub-bucket (the 5 bits of `m`
-//!   after the bucket), set when the delta may hold such a posting: most
-//!   probes skip the delta without touching it.
+//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1).
 //!
-//! A probe thus costs about two cache misses (directory, fingerprints).
+//! Each directory entry also carries two sets of 16 flags that let a probe
+//! stop at the directory: *run flags*, one per value of the fingerprint's low
+//! 4 bits present in the bucket's run, and *delta flags*, one per sub-bucket
+//! (the 4 bits of `m` after the bucket), set when the delta may hold such a
+//! posting. A probe thus costs one cache miss (the directory) when its hash
+//! is absent, about half the time at the usual load, and two otherwise
+//! (directory, fingerprints); it touches the delta only when flagged.
 //!
 //! After each change, a cursor merges partitions round-robin (delta into run,
 //! dead refs dropped) within a work budget proportional to the change, so no
@@ -38,8 +41,11 @@ const MAX_DIR_BITS: u32 = 10;
 /// The fingerprint is the low byte of `m`; bucket addresses use at most the
 /// top 24 bits.
 pub(super) const MAX_ADDR_BITS: u32 = 24;
-/// Sub-bucket bits of the delta flags (32 flags per directory entry).
-const FLAG_BITS: u32 = 5;
+/// Bits selecting one of the 16 run flags or 16 delta flags of a directory
+/// entry (bits 32..48 and 48..64).
+const FLAG_BITS: u32 = 4;
+const RUN_FLAGS_AT: u32 = 32;
+const DELTA_FLAGS_AT: u32 = 48;
 /// Postings per bucket right after a rebuild: in `(LOAD, 2·LOAD]`; a rebuild
 /// happens when the load leaves `[LOAD/4, 4·LOAD]` (see `Index`).
 const LOAD: u64 = 8;
@@ -85,7 +91,7 @@ pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
 #[derive(Debug, Clone, Default)]
 struct Partition {
     /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
-    /// `fps` / `refs`, bits 32..64 its delta flags.
+    /// `fps` / `refs`, bits 32..48 its run flags, 48..64 its delta flags.
     dir: Box<[u64]>,
     fps: Box<[u8]>,
     refs: Box<[u32]>,
@@ -237,10 +243,11 @@ impl Postings {
         }
     }
 
-    /// The delta flag of `m` within its directory entry (bits 32..64).
+    /// The delta flag of `m` within its directory entry.
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        1u64 << (32 + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+        1u64 << (DELTA_FLAGS_AT
+            + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
     }
 
     /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
@@ -390,7 +397,7 @@ impl Postings {
         let mut dropped = 0u64;
         let mut j = 0;
         for b in 0..nb {
-            dir.push(refs.len() as u64);
+            let start = refs.len();
             let (f, r) = part.bucket(b);
             if no_dead {
                 fps.extend_from_slice(f);
@@ -418,6 +425,8 @@ impl Postings {
                     refs.push(rf);
                 }
             }
+            let flags = fps.get(start..).map_or(0, run_flags);
+            dir.push(start as u64 | flags);
         }
         dir.push(refs.len() as u64);
         let new = if refs.is_empty() {
@@ -458,43 +467,46 @@ impl Postings {
     pub(super) fn probe(&self, ms: &[u32], out: &mut Vec<(u32, u32, bool)>) {
         const CHUNK: usize = 32;
         let (order, sorted) = order_by_top_bits(ms);
-        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(CHUNK.min(ms.len()));
-        let mut spans: Vec<(u32, u32, bool)> = Vec::with_capacity(CHUNK.min(ms.len()));
+        // Per probe of a chunk: (partition, bucket), then the run span to
+        // scan (empty when the run flags rule the hash out) and whether the
+        // delta may hold it.
+        let mut loc = [(0u32, 0u32); CHUNK];
+        let mut spans = [(0u32, 0u32, false); CHUNK];
         // Fingerprint matches whose ref is still being fetched: (i, partition, index).
         let mut pending: Vec<(u32, u32, u32)> = Vec::new();
         for (chunk, idx) in sorted.chunks(CHUNK).zip(order.chunks(CHUNK)) {
-            loc.clear();
-            for &m in chunk {
-                let p = self.part_of(m);
-                let b = self.bucket_of(m);
+            for (&m, l) in chunk.iter().zip(loc.iter_mut()) {
+                let (p, b) = (self.part_of(m), self.bucket_of(m));
                 if let Some(part) = self.parts.get(p) {
                     prefetch(part.dir.as_ptr().wrapping_add(b));
                 }
-                loc.push((p as u32, b as u32));
+                *l = (p as u32, b as u32);
             }
-            spans.clear();
-            for (&m, &(p, b)) in chunk.iter().zip(loc.iter()) {
-                let (p, b) = (p as usize, b as usize);
-                let span = match self.parts.get(p) {
-                    Some(part) => match (part.dir.get(b), part.dir.get(b + 1)) {
-                        (Some(&lo), Some(&hi)) => {
-                            let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
-                            let (lo, hi) = (lo as u32, hi as u32);
-                            if lo < hi {
-                                prefetch(part.fps.as_ptr().wrapping_add(lo as usize));
-                                prefetch(part.fps.as_ptr().wrapping_add(hi as usize - 1));
-                            }
-                            if in_delta {
-                                let at = m as usize & part.delta.len().wrapping_sub(1);
-                                prefetch(part.delta.as_ptr().wrapping_add(at));
-                            }
-                            (lo, hi, in_delta)
-                        }
-                        _ => (0, 0, false),
-                    },
-                    None => (0, 0, false),
+            for ((&m, &(p, b)), span) in chunk.iter().zip(loc.iter()).zip(spans.iter_mut()) {
+                *span = (0, 0, false);
+                let Some(part) = self.parts.get(p as usize) else {
+                    continue;
                 };
-                spans.push(span);
+                let (Some(&lo), Some(&hi)) =
+                    (part.dir.get(b as usize), part.dir.get(b as usize + 1))
+                else {
+                    continue;
+                };
+                let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
+                // Branch-free: an absent nibble makes the span empty.
+                let in_run = u32::from(lo & run_flags(&[m as u8]) != 0);
+                let (lo, hi) = (lo as u32, lo as u32 + (hi as u32 - lo as u32) * in_run);
+                let first = part.fps.as_ptr().wrapping_add(lo as usize);
+                let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
+                prefetch(first);
+                if (first as usize) >> 6 != (last as usize) >> 6 {
+                    prefetch(last);
+                }
+                if in_delta {
+                    let at = m as usize & part.delta.len().wrapping_sub(1);
+                    prefetch(part.delta.as_ptr().wrapping_add(at));
+                }
+                *span = (lo, hi, in_delta);
             }
             for (((&m, &i), &(p, _)), &(lo, hi, in_delta)) in
                 chunk.iter().zip(idx).zip(loc.iter()).zip(spans.iter())
@@ -503,14 +515,17 @@ impl Postings {
                     continue;
                 };
                 let fp = m as u8;
-                if let Some(f) = part.fps.get(lo as usize..hi as usize) {
-                    for (j, &x) in f.iter().enumerate() {
-                        if x == fp {
-                            let k = lo + j as u32;
-                            prefetch(part.refs.as_ptr().wrapping_add(k as usize));
-                            pending.push((i, p, k));
-                        }
+                let mut k = lo as usize;
+                while k < hi as usize {
+                    let mut found =
+                        eq_bytes(load8(&part.fps, k), fp) & first_bytes(hi as usize - k);
+                    while found != 0 {
+                        let at = k + (found.trailing_zeros() / 8) as usize;
+                        prefetch(part.refs.as_ptr().wrapping_add(at));
+                        pending.push((i, p, at as u32));
+                        found &= found - 1;
                     }
+                    k += 8;
                 }
                 if in_delta {
                     let mask = part.delta.len() - 1;
@@ -663,6 +678,9 @@ impl Postings {
                     *f = m as u8;
                     *rf = r;
                 }
+                if let Some(e) = part.dir.get_mut(g & (nb - 1)) {
+                    *e |= run_flags(&[m as u8]);
+                }
             }
         });
         out.stored = total;
@@ -688,6 +706,15 @@ impl Postings {
                 );
             }
             assert_eq!(part.fps.len(), part.refs.len());
+            for b in 0..part.dir.len().saturating_sub(1) {
+                let (f, _) = part.bucket(b);
+                let flags = part.dir.get(b).copied().unwrap_or(0);
+                assert_eq!(
+                    flags & run_flags(f),
+                    run_flags(f),
+                    "run posting without its flag"
+                );
+            }
             for &e in part.delta.iter().filter(|&&e| e != EMPTY) {
                 let m = (e >> 32) as u32;
                 assert_eq!(
@@ -717,6 +744,53 @@ impl Postings {
 /// The probe indexes ordered by the top 12 bits of their scrambled hash
 /// (a counting sort), and the scrambled hashes in that order: neighbouring
 /// probes then touch neighbouring memory (fewer TLB and cache misses).
+/// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
+#[inline]
+fn load8(bytes: &[u8], k: usize) -> u64 {
+    match bytes
+        .get(k..k + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+    {
+        Some(w) => u64::from_le_bytes(w),
+        None => {
+            let mut w = [0u8; 8];
+            for (d, s) in w.iter_mut().zip(bytes.iter().skip(k)) {
+                *d = *s;
+            }
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// Bit `8j + 7` set exactly where byte `j` of `w` equals `fp` (SWAR: the
+/// bytes are compared in one go, without carries between them, so the
+/// fingerprint scan has no data-dependent branch per posting).
+#[inline]
+fn eq_bytes(w: u64, fp: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = w ^ (u64::from(fp) * 0x0101_0101_0101_0101);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The high bits of the first `n` bytes of a word (all 8 for `n ≥ 8`).
+#[inline]
+fn first_bytes(n: usize) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if n >= 8 {
+        HIGH
+    } else {
+        HIGH & ((1u64 << (8 * n)) - 1)
+    }
+}
+
+/// The run flags (directory entry bits 32..48) of a bucket holding `fps`.
+#[inline]
+fn run_flags(fps: &[u8]) -> u64 {
+    fps.iter().fold(0u64, |acc, &f| {
+        acc | 1u64 << (RUN_FLAGS_AT + u32::from(f & 15))
+    })
+}
+
 fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
     const BITS: u32 = 12;
     let mut at = vec![0u32; (1 << BITS) + 1];
@@ -811,5 +885,41 @@ mod tests {
             .chain(9000..13_000)
             .collect();
         assert_eq!(dead, want);
+    }
+
+    #[test]
+    fn eq_bytes_marks_exactly_the_equal_bytes() {
+        // Every byte value against fingerprints that stress the borrow and
+        // high-bit cases (0x00, 0x7F, 0x80, 0xFF).
+        for fp in [0x00u8, 0x01, 0x7F, 0x80, 0x81, 0xFE, 0xFF] {
+            for v in 0..=255u8 {
+                let w = u64::from_le_bytes([v, fp, v, 0x80, fp ^ 1, 0x7F, v, fp]);
+                let want: u64 = [v, fp, v, 0x80, fp ^ 1, 0x7F, v, fp]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == fp)
+                    .map(|(j, _)| 0x80u64 << (8 * j))
+                    .sum();
+                assert_eq!(eq_bytes(w, fp), want, "fp {fp:#x} v {v:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn load8_zero_fills_past_the_end_and_first_bytes_masks() {
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(
+            load8(&bytes, 0),
+            u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert_eq!(
+            load8(&bytes, 7),
+            u64::from_le_bytes([8, 9, 10, 0, 0, 0, 0, 0])
+        );
+        assert_eq!(load8(&bytes, 20), 0);
+        assert_eq!(first_bytes(0), 0);
+        assert_eq!(first_bytes(3), 0x0080_8080);
+        assert_eq!(first_bytes(8), 0x8080_8080_8080_8080);
+        assert_eq!(first_bytes(100), 0x8080_8080_8080_8080);
     }
 }
