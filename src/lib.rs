@@ -97,6 +97,7 @@ redis_module! {
     configurations: [
         i64: [
             ["max-toggle-bits", &config::MAX_TOGGLE_BITS, config::DEFAULT_MAX_TOGGLE_BITS, 0, config::MAX_TOGGLE_BITS_LIMIT, ConfigurationFlags::DEFAULT, None],
+            ["lookup-threads", &config::LOOKUP_THREADS, config::DEFAULT_LOOKUP_THREADS, 1, config::LOOKUP_THREADS_LIMIT, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["default-threshold", &config::THRESHOLD, config::DEFAULT_THRESHOLD_STR, ConfigurationFlags::DEFAULT, None],
