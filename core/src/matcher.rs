@@ -96,6 +96,8 @@ pub trait FrameSource {
 /// and raises the level unrelated audio reaches (best of more tries); 50 is
 /// what the calibration in `chance.rs` was measured with.
 const VERIFIED_CANDIDATES: usize = 50;
+const VERIFY_BUDGET: usize = 50_000;
+const MAX_VERIFIED: usize = 200;
 
 /// Every track whose score is ≥ `params.threshold`, best first, at most
 /// `params.limit`, one per track (its best alignment).
@@ -171,7 +173,10 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     if params.limit == 0 {
         return Ok(Vec::new());
     }
-    let wanted = VERIFIED_CANDIDATES.max(params.limit.min(256));
+    let by_cost = VERIFY_BUDGET / query.len().max(1);
+    let wanted = VERIFIED_CANDIDATES
+        .max(by_cost.min(MAX_VERIFIED))
+        .max(params.limit.min(256));
     let threads = params.threads.clamp(1, pool::MAX_THREADS);
     let candidates = vote::best_candidates(src, query, toggles, wanted, threads);
     let prepared = verify::Query::new(query);
