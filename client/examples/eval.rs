@@ -280,8 +280,11 @@ fn run() -> Result<(), String> {
 
 // ---------------------------------------------------------------- calibration
 
-/// Query lengths in frames for 1, 2, 3, 5 and 10 s.
-const CAL_LENGTHS: [usize; 5] = [91, 185, 279, 466, 935];
+/// Query lengths in hashes: a clip of 1, 2, 3, 5 or 10 s has
+/// `(6000·s − 2048) / 64 − 1` = 60, 154, 248, 435 or 903 hashes; 91, 185, 279,
+/// 466 and 935 (1–10 s of hashes, the lengths first calibrated) stay for
+/// comparison.
+const CAL_LENGTHS: [usize; 10] = [60, 91, 154, 185, 248, 279, 435, 466, 903, 935];
 /// Windows skip the first 10 s and the last 20 s of a track, as the bench's
 /// clips do (intros and fades are often near-silent).
 const SKIP_HEAD: usize = 940;

@@ -33,7 +33,7 @@
 /// of lookups on the calibration set).
 pub(super) const CHANCE_SCORE: f64 = 0.25;
 const A: f64 = 0.06;
-const C: f64 = 2.3;
+const C: f64 = 2.5;
 
 /// `m(n)`: the `1 − 2·BER` that unrelated audio rarely exceeds with `n`
 /// informative frames compared (calibrated above).
