@@ -63,7 +63,9 @@ pub(super) fn score(errors: u64, frames: u64) -> f64 {
     let v = if s <= m {
         CHANCE_SCORE * s / m
     } else {
-        CHANCE_SCORE + (1.0 - CHANCE_SCORE) * (s - m) / (1.0 - m)
+        // = CHANCE_SCORE + (1 − CHANCE_SCORE)·(s − m)/(1 − m), written so
+        // that s = 1 gives exactly 1 whatever m rounds to.
+        1.0 - (1.0 - CHANCE_SCORE) * (1.0 - s) / (1.0 - m)
     };
     v.clamp(0.0, 1.0)
 }
