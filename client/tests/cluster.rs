@@ -26,6 +26,14 @@ const TRACK_SECS: f64 = 6.0;
 const SR: u32 = 8000;
 
 /// A cluster node: a harness server with cluster mode on (killed on drop).
+///
+/// - Its cluster bus gets a free port of its own: by default it is the client
+///   port + 10000, and Redis refuses to start when that exceeds 65535 — the
+///   harness picks client ports from the whole ephemeral range (up to 60999).
+/// - `repl-diskless-sync-delay 0`: a master otherwise waits 5 s for more
+///   replicas before the first full sync, and a master killed inside that
+///   window leaves a replica that never synced, which Redis Cluster rightly
+///   refuses to promote (its data age is unbounded).
 fn cluster_node() -> Server {
     Server::builder()
         .arg("--cluster-enabled")
@@ -34,7 +42,79 @@ fn cluster_node() -> Server {
         .arg("nodes.conf")
         .arg("--cluster-node-timeout")
         .arg("1500")
+        .arg("--cluster-port")
+        .arg(&free_port().to_string())
+        .arg("--repl-diskless-sync-delay")
+        .arg("0")
         .start()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `INFO replication` of a node as field → value.
+fn replication(port: u16) -> std::collections::HashMap<String, String> {
+    cli(port, &["INFO", "replication"])
+        .lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Waits until every replica among `ports` has finished its full sync and
+/// streams from its master: a replica still syncing cannot take over.
+fn wait_replicas_synced(ports: &[u16], replicas: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let synced = ports
+            .iter()
+            .map(|&p| replication(p))
+            .filter(|r| {
+                r.get("role").map(String::as_str) == Some("slave")
+                    && r.get("master_link_status").map(String::as_str) == Some("up")
+                    && r.get("master_sync_in_progress").map(String::as_str) == Some("0")
+            })
+            .count();
+        if synced == replicas {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{synced} of {replicas} replicas synced after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the replica of the master on `port` has acknowledged all of
+/// its master's replication stream, so killing the master loses no track.
+fn wait_replica_caught_up(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = replication(port);
+        let master = r.get("master_repl_offset").cloned().unwrap_or_default();
+        // slave0:ip=…,port=…,state=online,offset=N,lag=0
+        let replica = r.get("slave0").cloned().unwrap_or_default();
+        let field = |name: &str| {
+            replica
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        if field("state").as_deref() == Some("online") && field("offset") == Some(master.clone())
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica of {port} did not catch up: master offset {master}, replica {replica}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -233,6 +313,7 @@ fn scenario(failover: bool) {
         assert!(Instant::now() < deadline, "cluster did not become ok");
         std::thread::sleep(Duration::from_millis(200));
     }
+    wait_replicas_synced(&ports, 3);
     let entry = ports[0].to_string();
     let conn = ["--cluster", "-p", entry.as_str()];
 
@@ -399,6 +480,9 @@ fn scenario(failover: bool) {
         .iter()
         .position(|&p| p == victim_port)
         .expect("victim node");
+    // The kill must find the replica synced and caught up: otherwise Redis
+    // (rightly) does not promote it, or the promoted copy misses tracks.
+    wait_replica_caught_up(victim_port);
     drop(nodes[victim].take()); // kills the master
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(cluster_info_ok(survivor) && owner_port_alive(survivor, &failed_key, victim_port)) {
