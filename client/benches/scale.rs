@@ -157,6 +157,12 @@ impl Node {
             .to_owned()
     }
 
+    fn cluster_ok(&self) -> bool {
+        self.conn()
+            .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+            .is_ok_and(|info| info.contains("cluster_state:ok"))
+    }
+
     fn used_memory(&self) -> i64 {
         self.info_field("memory", "used_memory")
             .parse()
@@ -228,10 +234,7 @@ fn start_cluster(port: u16) -> Vec<Node> {
         String::from_utf8_lossy(&out.stdout)
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !nodes
-        .iter()
-        .all(|n| n.info_field("cluster", "cluster_state") == "ok")
-    {
+    while !nodes.iter().all(Node::cluster_ok) {
         assert!(Instant::now() < deadline, "cluster did not become ok");
         std::thread::sleep(Duration::from_millis(100));
     }
