@@ -121,7 +121,12 @@ impl Node {
             .arg("--loadmodule")
             .arg(&module);
         if cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
         }
         let child = cmd
             .stdin(Stdio::null())
@@ -242,20 +247,22 @@ fn start_cluster(port: u16) -> Vec<Node> {
 }
 
 /// Wall time (ms) of one cluster pipeline holding, for each shard key, a
-/// `BLPOP` on an empty list in that shard's slot with a 100 ms timeout: it
-/// waits without using CPU, so ~500 ms (Redis wakes blocked clients up to
-/// ~100 ms late) shows the client's fan-out reaches
-/// the shards' masters at the same time, whatever the cores are doing.
+/// `BLPOP` on an empty list in that shard's slot with a 500 ms timeout. It
+/// waits without using CPU, so ~500 ms per master (Redis wakes a blocked
+/// client up to ~100 ms late; shards on the same master wait one after the
+/// other on its connection) shows that the client's fan-out reaches the
+/// masters at the same time, whatever the cores are doing.
 fn fanout_ms(port: u16, keys: &[String]) -> f64 {
-    let client =
-        redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{port}/")]).expect("url");
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://127.0.0.1:{port}/")])
+        .expect("url");
     let mut c = client.get_connection().expect("cluster connection");
     let mut pipe = redis::cluster::cluster_pipe();
     for k in keys {
         pipe.cmd("BLPOP").arg(format!("{k}:fanout")).arg(0.5);
     }
     let t = Instant::now();
-    pipe.query::<Vec<redis::Value>>(&mut c).expect("BLPOP pipeline");
+    pipe.query::<Vec<redis::Value>>(&mut c)
+        .expect("BLPOP pipeline");
     t.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -322,7 +329,11 @@ fn time_lookups(
         per_key.extend(n.lookup_times());
         n.slowlog(false);
     }
-    let shard: Vec<f64> = per_key.values().flatten().map(|&us| us as f64 / 1000.0).collect();
+    let shard: Vec<f64> = per_key
+        .values()
+        .flatten()
+        .map(|&us| us as f64 / 1000.0)
+        .collect();
     for (key, v) in &per_key {
         assert_eq!(v.len(), queries.len(), "{key}: one server entry per lookup");
     }
@@ -428,15 +439,18 @@ fn run(kind: &str, shards: u32, tracks: usize, lookups: usize, port: u16) -> Vec
         })
         .collect();
     let (hit, found) = time_lookups(&store, &nodes, &matching, |i, m| {
-        m.first()
-            .is_some_and(|m| (m.id, m.position) == truth[i])
+        m.first().is_some_and(|m| (m.id, m.position) == truth[i])
     });
     let (miss, empty) = time_lookups(&store, &nodes, &random, |_, m| m.is_empty());
     let fanout = cluster.then(|| fanout_ms(nodes[0].port, &store.layout().keys()));
 
     let name = format!(
         "{} × {} shard{}",
-        if cluster { "3-master cluster" } else { "1 server" },
+        if cluster {
+            "3-master cluster"
+        } else {
+            "1 server"
+        },
         shards,
         if shards == 1 { "" } else { "s" }
     );
@@ -454,7 +468,10 @@ fn run(kind: &str, shards: u32, tracks: usize, lookups: usize, port: u16) -> Vec
     }
     vec![
         format!("| {name} | {:.2} |", growth as f64 / frames),
-        hit.row(&format!("{name}, matching"), &format!("{found}/{lookups} right")),
+        hit.row(
+            &format!("{name}, matching"),
+            &format!("{found}/{lookups} right"),
+        ),
         miss.row(
             &format!("{name}, non-matching"),
             &format!("{}/{lookups} false", lookups - empty),
@@ -467,9 +484,8 @@ fn main() {
     let tracks: usize = env("AUSCOUT_SCALE_TRACKS", 2_000);
     let lookups: usize = env("AUSCOUT_SCALE_LOOKUPS", 300);
     let port: u16 = env("AUSCOUT_SCALE_PORT", 17_000);
-    let runs = std::env::var("AUSCOUT_SCALE_RUNS").unwrap_or_else(|_| {
-        "single:1,single:3,single:6,cluster:1,cluster:3,cluster:6".to_owned()
-    });
+    let runs = std::env::var("AUSCOUT_SCALE_RUNS")
+        .unwrap_or_else(|_| "single:1,single:3,single:6,cluster:1,cluster:3,cluster:6".to_owned());
     let mut memory = Vec::new();
     let mut latency = Vec::new();
     for spec in runs.split(',').map(str::trim).filter(|s| !s.is_empty()) {

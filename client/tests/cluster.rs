@@ -105,8 +105,7 @@ fn wait_replica_caught_up(port: u16) {
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
                 .map(str::to_owned)
         };
-        if field("state").as_deref() == Some("online") && field("offset") == Some(master.clone())
-        {
+        if field("state").as_deref() == Some("online") && field("offset") == Some(master.clone()) {
             return;
         }
         assert!(
@@ -483,9 +482,7 @@ fn sharded_index_on_a_cluster_matches_a_single_server_survives_resharding_and_fa
                     // longer than allowed", election attempts).
                     let why: Vec<&str> = log
                         .lines()
-                        .filter(|l| {
-                            l.contains("ailover") || l.contains("longer than allowed")
-                        })
+                        .filter(|l| l.contains("ailover") || l.contains("longer than allowed"))
                         .take(12)
                         .collect();
                     let tail: Vec<&str> = log.lines().rev().take(12).collect();
