@@ -464,7 +464,7 @@ struct Windows<'a> {
 }
 
 impl Windows<'_> {
-    fn run<'t, S: FrameSource>(
+    fn run<'t, S: FrameSource + Sync>(
         &self,
         src: &S,
         hashes: &[u32],
