@@ -121,6 +121,16 @@ impl Partition {
     }
 }
 
+/// A partition rewritten by a merge, not yet in place.
+#[derive(Debug, Default)]
+struct Merged {
+    part: Option<Partition>,
+    /// Dead postings it no longer holds.
+    dropped: u64,
+    /// Work done (postings rewritten plus the directory walk).
+    cost: u64,
+}
+
 /// Refs whose tracks are gone: sorted disjoint ranges, and a coarse bitmap
 /// (one bit per 2^12 refs) that answers "alive" for most refs in O(1).
 #[derive(Debug, Clone, Default)]
@@ -342,8 +352,24 @@ impl Postings {
         // carry more credit than that (a long quiet stretch must not buy a pause).
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
+        let pair = crate::pool::insert_threads() > 1;
         while self.credit > 0 && !self.parts.is_empty() {
-            let cost = self.merge(self.cursor, &[]);
+            // With a second thread, the next two partitions are rewritten at
+            // once (each merge only reads the index besides its partition).
+            let next = self.cursor + 1;
+            let cost = if pair && next < self.parts.len() {
+                let (mut a, mut b) = (None, None);
+                let this = &*self;
+                crate::pool::join(
+                    || a = Some(this.merged(this.cursor, &[])),
+                    || b = Some(this.merged(next, &[])),
+                );
+                let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+                self.cursor = next;
+                self.install(next - 1, a) + self.install(next, b)
+            } else {
+                self.merge(self.cursor, &[])
+            };
             self.credit = self.credit.saturating_sub(cost);
             self.cursor += 1;
             if self.cursor >= self.parts.len() {
@@ -362,14 +388,36 @@ impl Postings {
     /// Rewrites partition `p`'s run with its delta merged in and dead refs
     /// dropped. Returns the work done.
     fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
+        let m = self.merged(p, extra);
+        self.install(p, m)
+    }
+
+    /// Puts a merge's result in place; returns its work.
+    fn install(&mut self, p: usize, m: Merged) -> u64 {
+        if let Some(new) = m.part {
+            if let Some(slot) = self.parts.get_mut(p) {
+                *slot = new;
+            }
+            self.stored -= m.dropped;
+            self.dead -= m.dropped.min(self.dead);
+        }
+        m.cost
+    }
+
+    /// Partition `p` rewritten with its delta and `extra` merged in and dead
+    /// refs dropped (`part: None` when there is nothing to rewrite).
+    fn merged(&self, p: usize, extra: &[u64]) -> Merged {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
-            return 0;
+            return Merged::default();
         };
         let run_len = part.refs.len();
         if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
-            return 64;
+            return Merged {
+                cost: 64,
+                ..Merged::default()
+            };
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
         fresh.extend_from_slice(extra);
@@ -425,12 +473,11 @@ impl Postings {
                 delta_len: 0,
             }
         };
-        if let Some(slot) = self.parts.get_mut(p) {
-            *slot = new;
+        Merged {
+            part: Some(new),
+            dropped,
+            cost,
         }
-        self.stored -= dropped;
-        self.dead -= dropped.min(self.dead);
-        cost
     }
 
     /// Appends `(i, r, exact)` to `out` for every stored posting that may

@@ -634,5 +634,20 @@ fn inserts_placed_on_two_threads_equal_a_bulk_load() {
         .flat_map(|h| h.iter().step_by(7).copied())
         .collect();
     assert_eq!(probe_all(&bulk, &probes), probe_all(&two, &probes));
+    // Removals leave dead postings that paired merges must purge exactly.
+    let ids: Vec<TrackId> = model.keys().copied().step_by(3).collect();
+    for id in ids {
+        assert!(two.remove(id).is_ok());
+        model.remove(&id);
+    }
+    for _ in 0..10 {
+        let h = random_track(&mut rng, 9000);
+        let Ok(id) = two.insert(None, b"", &h) else {
+            panic!("insert failed")
+        };
+        model.insert(id, h);
+    }
+    two.check();
+    assert_probes_match(&two, &model, &mut rng);
     crate::pool::set_insert_threads(1);
 }
