@@ -543,6 +543,7 @@ fn configs_are_visible_settable_and_validated() {
         .collect();
     assert_eq!(map["auscout.default-threshold"], "0.25");
     assert_eq!(map["auscout.max-toggle-bits"], "8");
+    assert_eq!(map["auscout.threads"], "2");
     let _: () = cmd("CONFIG")
         .arg("SET")
         .arg("auscout.default-threshold")
@@ -569,6 +570,14 @@ fn configs_are_visible_settable_and_validated() {
         .arg("64")
         .query(&mut c);
     assert!(r.is_err());
+    for bad in ["0", "9", "-1"] {
+        let r: RedisResult<Value> = cmd("CONFIG")
+            .arg("SET")
+            .arg("auscout.threads")
+            .arg(bad)
+            .query(&mut c);
+        assert!(r.is_err(), "threads {bad} accepted");
+    }
     let v: Vec<String> = cmd("CONFIG")
         .arg("GET")
         .arg("auscout.default-threshold")
@@ -717,11 +726,12 @@ fn commands_declare_keys_and_flags() {
 #[test]
 fn an_invalid_config_argument_refuses_to_load() {
     // A valid argument list first, so the check below is known to tell the cases apart.
-    let cases: [(&[&str], bool); 4] = [
+    let cases: [(&[&str], bool); 5] = [
         (&["default-threshold", "0.5"], true),
         (&["default-threshold", "abc"], false),
         (&["default-threshold", "1.5"], false),
         (&["max-toggle-bits", "99"], false),
+        (&["threads", "0"], false),
     ];
     for (args, loads) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -218,3 +218,36 @@ fn score_is_a_bulk_string_in_resp2_and_a_double_in_resp3() {
     };
     assert!(matches!(first[3], Value::Double(_)), "{first:?}");
 }
+
+#[test]
+fn threads_change_speed_not_answers() {
+    // Long queries are split over the lookup pool (default 2 threads); one
+    // thread must give the very same reply, for hits and for misses.
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut rng = StdRng::seed_from_u64(21);
+    let tracks = populate(&mut c, &mut rng);
+    let mut queries = Vec::new();
+    for (_, h) in tracks.iter().step_by(4) {
+        queries.push(distort(&mut rng, &h[500..2000], 0.3));
+    }
+    let unknown = random(&mut rng, 1500);
+    queries.push((unknown, vec![0b1111; 1500]));
+    let mut replies = Vec::new();
+    for threads in ["2", "1", "8"] {
+        let _: () = cmd("CONFIG")
+            .arg("SET")
+            .arg("auscout.threads")
+            .arg(threads)
+            .query(&mut c)
+            .unwrap();
+        let all: Vec<Vec<Hit>> = queries
+            .iter()
+            .map(|(q, t)| lookup(&mut c, q, t, &["0"]))
+            .collect();
+        assert!(all.iter().filter(|r| !r.is_empty()).count() >= 5);
+        replies.push(all);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert_eq!(replies[1], replies[2]);
+}

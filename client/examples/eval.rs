@@ -7,7 +7,8 @@
 //! ```text
 //! cargo run --release -p auscout-client --example eval -- \
 //!     [--corpus /tmp/bench/corpus/index] [--queries /tmp/bench/q/queries.csv] \
-//!     [--out results.csv] [--cache /tmp/auscout-eval] [--toggles 4] [--threshold 0.25] \
+//!     [--out results.csv] [--cache /tmp/auscout-eval] [--toggles 4] [--probe-budget 16000] \
+//!     [--threshold 0.25] \
 //!     [--calibrate] [--dump candidates.csv] [--no-score]
 //! ```
 //!
@@ -34,6 +35,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use auscout_core::matcher::{self, FrameSource, LookupParams, Verdict};
 use auscout_core::{Index, TrackId};
+use auscoutclient::audiohash::budget_toggle_bits;
 use auscoutclient::{fingerprint_file, Fingerprint, HashOptions};
 
 const HOP: f64 = 64.0;
@@ -45,6 +47,8 @@ struct Args {
     out: PathBuf,
     cache: PathBuf,
     toggles: u32,
+    /// `HashOptions::probe_budget` of the queries (0: exactly `toggles` bits).
+    probe_budget: u64,
     threshold: f64,
     calibrate: bool,
     score: bool,
@@ -60,7 +64,8 @@ fn parse_args() -> Result<Args, String> {
         queries: "/tmp/bench/q/queries.csv".into(),
         out: "results.csv".into(),
         cache: "/tmp/auscout-eval".into(),
-        toggles: 4,
+        toggles: HashOptions::default().toggle_bits,
+        probe_budget: HashOptions::default().probe_budget,
         threshold: 0.25,
         calibrate: false,
         score: true,
@@ -76,6 +81,11 @@ fn parse_args() -> Result<Args, String> {
             "--out" => a.out = value()?.into(),
             "--cache" => a.cache = value()?.into(),
             "--toggles" => a.toggles = value()?.parse().map_err(|e| format!("--toggles: {e}"))?,
+            "--probe-budget" => {
+                a.probe_budget = value()?
+                    .parse()
+                    .map_err(|e| format!("--probe-budget: {e}"))?
+            }
             "--threshold" => {
                 a.threshold = value()?.parse().map_err(|e| format!("--threshold: {e}"))?
             }
@@ -104,9 +114,16 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
+    // Queries as `auscoutclient lookup` makes them; indexed tracks (and the
+    // calibration windows cut from them) with fixed-width toggles.
     let opts = HashOptions {
         toggle_bits: args.toggles,
+        probe_budget: args.probe_budget,
         ..HashOptions::default()
+    };
+    let fixed = HashOptions {
+        probe_budget: 0,
+        ..opts.clone()
     };
 
     let mut files: Vec<PathBuf> = fs::read_dir(&args.corpus)
@@ -116,9 +133,10 @@ fn run() -> Result<(), String> {
         .collect();
     files.sort();
     let t0 = Instant::now();
-    let prints = fingerprint_all(&files, &opts, &args.cache);
+    let prints = fingerprint_all(&files, &fixed, &args.cache);
     let mut src = Corpus::default();
     let mut names = Vec::new();
+    let mut indexed_files = Vec::new();
     for (path, fp) in files.iter().zip(prints) {
         match fp {
             Ok(fp) => {
@@ -126,8 +144,9 @@ fn run() -> Result<(), String> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                src.add(names.len() as TrackId + 1, &name, &fp.hashes, fp.toggles)?;
+                src.add(names.len() as TrackId + 1, &name, &fp.hashes)?;
                 names.push(name);
+                indexed_files.push(path.clone());
             }
             Err(e) => eprintln!("eval: skipping {}: {e}", path.display()),
         }
@@ -233,7 +252,14 @@ fn run() -> Result<(), String> {
     drop(out);
 
     if args.calibrate {
-        calibrate(&src, &names, &args, &opts, &rows, &qprints, &mut dump);
+        let cal = Calibration {
+            src: &src,
+            names: &names,
+            files: &indexed_files,
+            args: &args,
+            opts: &opts,
+        };
+        cal.run(&rows, &qprints, &mut dump);
     }
     if let Some(mut w) = dump.0.take() {
         w.flush().map_err(|e| format!("dump: {e}"))?;
@@ -263,105 +289,165 @@ const SKIP_TAIL: usize = 1875;
 
 type Samples = HashMap<usize, Vec<(f64, u64, f64)>>;
 
-fn calibrate(
-    src: &Corpus,
-    names: &[String],
-    args: &Args,
+/// What the calibration looks up against, and how queries are hashed.
+struct Calibration<'a> {
+    src: &'a Corpus,
+    names: &'a [String],
+    /// The audio file of each indexed track (`names[k]` ↔ `files[k]`).
+    files: &'a [PathBuf],
+    args: &'a Args,
+    /// The queries' options: windows get the toggles a clip of their length gets.
+    opts: &'a HashOptions,
+}
+
+/// Toggle bits of a `len`-frame query under `opts`.
+fn query_bits(len: usize, opts: &HashOptions) -> u32 {
+    budget_toggle_bits(len, opts.toggle_bits, opts.probe_budget)
+}
+
+/// The whole-file toggles of `files` at every width a calibration window gets
+/// (`result[&bits][k]` for `files[k]`; empty when a file failed).
+fn toggles_by_width(
+    files: &[PathBuf],
     opts: &HashOptions,
-    rows: &[Row],
-    qprints: &[Result<Fingerprint, String>],
-    dump: &mut Dump,
-) {
-    let params = LookupParams {
-        threshold: 0.0,
-        limit: args.dump_limit,
-        ..LookupParams::default()
-    };
-    // 1. Group-out: windows of every indexed track (its own fingerprint and
-    // toggles) with every track of its group (the name before "__", one game)
-    // hidden, since a game's soundtrack reuses its own material.
-    let group = |name: &str| name.split("__").next().unwrap_or_default().to_owned();
-    let mut out_of_group: Samples = HashMap::new();
-    for (k, name) in names.iter().enumerate() {
-        let id = k as TrackId + 1;
-        let g = group(name);
-        let hidden: Vec<TrackId> = (1..=names.len() as TrackId)
-            .filter(|&i| names.get(i as usize - 1).map(|n| group(n)).as_ref() == Some(&g))
-            .collect();
-        let view = Hiding { src, hidden };
-        let w = Windows {
-            set: "out_of_group",
-            name,
+    cache: &Path,
+) -> HashMap<u32, Vec<Vec<u32>>> {
+    let mut widths: Vec<u32> = CAL_LENGTHS.iter().map(|&l| query_bits(l, opts)).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    widths
+        .into_iter()
+        .map(|bits| {
+            let fixed = HashOptions {
+                toggle_bits: bits,
+                probe_budget: 0,
+                ..opts.clone()
+            };
+            let t = fingerprint_all(files, &fixed, cache)
+                .into_iter()
+                .map(|fp| fp.map(|fp| fp.toggles).unwrap_or_default())
+                .collect();
+            (bits, t)
+        })
+        .collect()
+}
+
+impl Calibration<'_> {
+    fn run(&self, rows: &[Row], qprints: &[Result<Fingerprint, String>], dump: &mut Dump) {
+        let Calibration {
+            src,
             names,
-            step: 188,
+            files,
+            args,
+            opts,
+        } = *self;
+        let widths = toggles_by_width(files, opts, &args.cache);
+        let params = LookupParams {
+            threshold: 0.0,
+            limit: args.dump_limit,
+            ..LookupParams::default()
         };
-        w.run(
-            &view,
-            src.hashes_of(id),
-            src.toggles_of(id),
-            &params,
-            &mut out_of_group,
-            dump,
-        );
-    }
-    // 2. The unindexed negative tracks next to the corpus, against everything.
-    let mut unindexed: Samples = HashMap::new();
-    let neg_dir = args.corpus.with_file_name("negatives");
-    let mut neg_files: Vec<PathBuf> = fs::read_dir(&neg_dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    neg_files.sort();
-    for (file, fp) in neg_files
-        .iter()
-        .zip(fingerprint_all(&neg_files, opts, &args.cache))
-    {
-        let Ok(fp) = fp else { continue };
-        let w = Windows {
-            set: "unindexed",
-            name: &file.to_string_lossy(),
-            names,
-            step: 47,
+        // 1. Group-out: windows of every indexed track (its own fingerprint and
+        // toggles) with every track of its group (the name before "__", one game)
+        // hidden, since a game's soundtrack reuses its own material.
+        let group = |name: &str| name.split("__").next().unwrap_or_default().to_owned();
+        let mut out_of_group: Samples = HashMap::new();
+        for (k, name) in names.iter().enumerate() {
+            let id = k as TrackId + 1;
+            let g = group(name);
+            let hidden: Vec<TrackId> = (1..=names.len() as TrackId)
+                .filter(|&i| names.get(i as usize - 1).map(|n| group(n)).as_ref() == Some(&g))
+                .collect();
+            let view = Hiding { src, hidden };
+            let w = Windows {
+                set: "out_of_group",
+                name,
+                names,
+                step: 188,
+                opts,
+            };
+            let toggles = |bits: u32| widths.get(&bits).and_then(|t| t.get(k)).map(Vec::as_slice);
+            w.run(
+                &view,
+                src.hashes_of(id),
+                &toggles,
+                &params,
+                &mut out_of_group,
+                dump,
+            );
+        }
+        // 2. The unindexed negative tracks next to the corpus, against everything.
+        let mut unindexed: Samples = HashMap::new();
+        let neg_dir = args.corpus.with_file_name("negatives");
+        let mut neg_files: Vec<PathBuf> = fs::read_dir(&neg_dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        neg_files.sort();
+        let fixed = HashOptions {
+            probe_budget: 0,
+            ..opts.clone()
         };
-        w.run(src, &fp.hashes, &fp.toggles, &params, &mut unindexed, dump);
-    }
-    // 3. The manifest's own negative clips (through a codec, as users send).
-    let mut manifest: Samples = HashMap::new();
-    for (row, fp) in rows.iter().zip(qprints) {
-        if let (true, Ok(fp)) = (row.kind == "neg", fp) {
-            if let Ok(v) = matcher::lookup_candidates(src, &fp.hashes, &fp.toggles, &params) {
-                dump.write(
-                    "manifest_neg",
-                    &row.clip,
-                    &row.length,
-                    &row.distortion,
-                    "",
-                    None,
-                    names,
-                    &v,
-                );
-                let len: usize = row.length.parse().unwrap_or(0);
-                manifest.entry(len).or_default().push(best_of(&v));
+        let neg_widths = toggles_by_width(&neg_files, opts, &args.cache);
+        for (k, (file, fp)) in neg_files
+            .iter()
+            .zip(fingerprint_all(&neg_files, &fixed, &args.cache))
+            .enumerate()
+        {
+            let Ok(fp) = fp else { continue };
+            let w = Windows {
+                set: "unindexed",
+                name: &file.to_string_lossy(),
+                names,
+                step: 47,
+                opts,
+            };
+            let toggles = |bits: u32| {
+                neg_widths
+                    .get(&bits)
+                    .and_then(|t| t.get(k))
+                    .map(Vec::as_slice)
+            };
+            w.run(src, &fp.hashes, &toggles, &params, &mut unindexed, dump);
+        }
+        // 3. The manifest's own negative clips (through a codec, as users send).
+        let mut manifest: Samples = HashMap::new();
+        for (row, fp) in rows.iter().zip(qprints) {
+            if let (true, Ok(fp)) = (row.kind == "neg", fp) {
+                if let Ok(v) = matcher::lookup_candidates(src, &fp.hashes, &fp.toggles, &params) {
+                    dump.write(
+                        "manifest_neg",
+                        &row.clip,
+                        &row.length,
+                        &row.distortion,
+                        "",
+                        None,
+                        names,
+                        &v,
+                    );
+                    let len: usize = row.length.parse().unwrap_or(0);
+                    manifest.entry(len).or_default().push(best_of(&v));
+                }
             }
         }
-    }
-    for (title, samples) in [
-        (
-            "other games' indexed tracks (group-out windows)",
-            out_of_group,
-        ),
-        ("unindexed negative tracks (windows)", unindexed),
-        ("the manifest's negative clips (by seconds)", manifest),
-    ] {
-        println!("\n### calibration: best candidate of unrelated audio — {title}\n");
-        println!("| length | n | frames p50 | s p50 | s p90 | s p99 | s p99.5 | s max | score p99 | score max | ≥ 0.25 |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
-        let mut lens: Vec<_> = samples.keys().copied().collect();
-        lens.sort_unstable();
-        for len in lens {
-            print_quantiles(
-                &len.to_string(),
-                samples.get(&len).cloned().unwrap_or_default(),
-            );
+        for (title, samples) in [
+            (
+                "other games' indexed tracks (group-out windows)",
+                out_of_group,
+            ),
+            ("unindexed negative tracks (windows)", unindexed),
+            ("the manifest's negative clips (by seconds)", manifest),
+        ] {
+            println!("\n### calibration: best candidate of unrelated audio — {title}\n");
+            println!("| length | n | frames p50 | s p50 | s p90 | s p99 | s p99.5 | s max | score p99 | score max | ≥ 0.25 |");
+            println!("|---|---|---|---|---|---|---|---|---|---|---|");
+            let mut lens: Vec<_> = samples.keys().copied().collect();
+            lens.sort_unstable();
+            for len in lens {
+                print_quantiles(
+                    &len.to_string(),
+                    samples.get(&len).cloned().unwrap_or_default(),
+                );
+            }
         }
     }
 }
@@ -373,19 +459,22 @@ struct Windows<'a> {
     names: &'a [String],
     /// Frames between window starts.
     step: usize,
+    /// The queries' options (the toggle width of each window length).
+    opts: &'a HashOptions,
 }
 
 impl Windows<'_> {
-    fn run<S: FrameSource>(
+    fn run<'t, S: FrameSource + Sync>(
         &self,
         src: &S,
         hashes: &[u32],
-        toggles: &[u32],
+        toggles_at: &dyn Fn(u32) -> Option<&'t [u32]>,
         params: &LookupParams,
         out: &mut Samples,
         dump: &mut Dump,
     ) {
         for &len in &CAL_LENGTHS {
+            let toggles = toggles_at(query_bits(len, self.opts)).unwrap_or_default();
             let mut at = SKIP_HEAD;
             while at + len + SKIP_TAIL <= hashes.len() {
                 if let (Some(q), Some(t)) = (hashes.get(at..at + len), toggles.get(at..at + len)) {
@@ -521,38 +610,22 @@ impl FrameSource for Hiding<'_> {
 // ------------------------------------------------------------- the frame source
 
 /// The real in-memory `Index` (what the Redis module stores), plus each
-/// track's own toggles so calibration can cut queries from indexed tracks.
 /// Track `k` (0-based, in file-name order) has id `k + 1`.
 #[derive(Default)]
 struct Corpus {
     index: Index,
-    toggles: Vec<Vec<u32>>,
 }
 
 impl Corpus {
-    fn add(
-        &mut self,
-        id: TrackId,
-        name: &str,
-        hashes: &[u32],
-        toggles: Vec<u32>,
-    ) -> Result<(), String> {
+    fn add(&mut self, id: TrackId, name: &str, hashes: &[u32]) -> Result<(), String> {
         self.index
             .insert(Some(id), name.as_bytes(), hashes)
             .map_err(|e| format!("{name}: {e}"))?;
-        self.toggles.push(toggles);
         Ok(())
     }
 
     fn hashes_of(&self, id: TrackId) -> &[u32] {
         self.index.track(id).map_or(&[], |t| t.hashes)
-    }
-
-    fn toggles_of(&self, id: TrackId) -> &[u32] {
-        usize::try_from(id - 1)
-            .ok()
-            .and_then(|i| self.toggles.get(i))
-            .map_or(&[], |t| t.as_slice())
     }
 }
 
@@ -688,7 +761,7 @@ fn cache_file(path: &Path, opts: &HashOptions, cache: &Path) -> Option<(PathBuf,
     let key = [
         meta.len(),
         mtime,
-        u64::from(opts.sr) << 8 | u64::from(opts.toggle_bits),
+        u64::from(opts.sr) << 8 | u64::from(opts.toggle_bits) | opts.probe_budget << 40,
     ];
     Some((cache.join(format!("{h:016x}.fp")), key))
 }

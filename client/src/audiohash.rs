@@ -15,8 +15,30 @@ use crate::error::ClientError;
 
 /// The lowest sample rate the hash is defined for (the 33 bands reach 2900 Hz).
 pub const MIN_SAMPLE_RATE: u32 = 6000;
-/// Toggle masks have at most this many bits.
+/// Toggle masks have at most this many bits (the module's default cap).
 pub const MAX_TOGGLE_BITS: u32 = 8;
+/// Default probe budget of a query: frames × 2^toggle bits. It is what a
+/// 1,000-frame (10.7 s) query with 4 toggle bits costs the server, so shorter
+/// queries get more bits (a 1 s clip 7, a 2 s clip 6) at no more than that
+/// cost: few frames are exactly when every frame's chance of landing within
+/// its toggles of the stored hash matters most (noisy 1–2 s clips).
+pub const DEFAULT_PROBE_BUDGET: u64 = 16_000;
+
+/// Toggle bits per frame for a query of `frames` hashes: the most bits in
+/// `min_bits..=MAX_TOGGLE_BITS` with `frames × 2^bits ≤ budget`, and never
+/// fewer than `min_bits` (capped at [`MAX_TOGGLE_BITS`]). A budget of 0 means
+/// exactly `min_bits`.
+pub fn budget_toggle_bits(frames: usize, min_bits: u32, budget: u64) -> u32 {
+    let min_bits = min_bits.min(MAX_TOGGLE_BITS);
+    if budget == 0 {
+        return min_bits;
+    }
+    let frames = (frames as u64).max(1);
+    (min_bits..=MAX_TOGGLE_BITS)
+        .rev()
+        .find(|&b| frames.saturating_mul(1 << b) <= budget)
+        .unwrap_or(min_bits)
+}
 /// Number of Bark-spaced bands; adjacent pairs give the 32 hash bits.
 pub const NUM_BANDS: usize = 33;
 const NUM_BITS: usize = NUM_BANDS - 1;
@@ -184,6 +206,9 @@ impl FrameTables {
 pub struct Hasher {
     sr: u32,
     toggle_bits: u32,
+    /// 0: every mask gets `toggle_bits` bits; otherwise the bits are chosen at
+    /// [`Hasher::finish`] from the hash count ([`budget_toggle_bits`]).
+    probe_budget: u64,
     frame_len: usize,
     hop: usize,
     tables: Arc<FrameTables>,
@@ -199,12 +224,23 @@ pub struct Hasher {
     frames: usize,
     samples_seen: u64,
     hashes: Vec<u32>,
+    /// Fixed bits: the masks. With a budget: each frame's [`MAX_TOGGLE_BITS`]
+    /// least reliable bit indices, most likely to flip first, packed one per
+    /// byte of a `u64` (the mask width is only known at the end).
     toggles: Vec<u32>,
+    ranks: Vec<u64>,
 }
 
 impl Hasher {
     /// A hasher for mono audio at `sr` Hz with `toggle_bits` bits per toggle mask.
     pub fn new(sr: u32, toggle_bits: u32) -> Result<Self, ClientError> {
+        Self::with_budget(sr, toggle_bits, 0)
+    }
+
+    /// A hasher whose toggle masks get [`budget_toggle_bits`]`(hashes,
+    /// min_bits, probe_budget)` bits each (`probe_budget` 0: exactly `min_bits`).
+    pub fn with_budget(sr: u32, min_bits: u32, probe_budget: u64) -> Result<Self, ClientError> {
+        let toggle_bits = min_bits;
         if sr < MIN_SAMPLE_RATE {
             return Err(ClientError::BadOption(format!(
                 "sample rate {sr} Hz is below the minimum of {MIN_SAMPLE_RATE} Hz"
@@ -220,6 +256,7 @@ impl Hasher {
         Ok(Hasher {
             sr,
             toggle_bits,
+            probe_budget,
             frame_len,
             hop: frame_len / 32,
             fft_in: tables.fft.make_input_vec(),
@@ -234,6 +271,7 @@ impl Hasher {
             samples_seen: 0,
             hashes: Vec::new(),
             toggles: Vec::new(),
+            ranks: Vec::new(),
         })
     }
 
@@ -281,10 +319,16 @@ impl Hasher {
                 min_seconds: min_samples(self.sr) as f64 / f64::from(self.sr),
             });
         }
+        let toggles = if self.probe_budget == 0 {
+            self.toggles
+        } else {
+            let bits = budget_toggle_bits(self.hashes.len(), self.toggle_bits, self.probe_budget);
+            self.ranks.iter().map(|&r| mask_of(r, bits)).collect()
+        };
         Ok(Fingerprint {
             sr: self.sr,
             hashes: self.hashes,
-            toggles: self.toggles,
+            toggles,
         })
     }
 
@@ -312,13 +356,16 @@ impl Hasher {
         self.energies[f % 3] = current;
         self.frames += 1;
         if f >= 2 {
-            let (hash, toggle) = hash_bits(
-                &self.energies[(f - 2) % 3],
-                &self.energies[f % 3],
-                self.toggle_bits,
-            );
-            self.hashes.push(hash);
-            self.toggles.push(toggle);
+            let (prev, next) = (&self.energies[(f - 2) % 3], &self.energies[f % 3]);
+            if self.probe_budget == 0 {
+                let (hash, ranks) = hash_ranked(prev, next, self.toggle_bits);
+                self.hashes.push(hash);
+                self.toggles.push(mask_of(ranks, self.toggle_bits));
+            } else {
+                let (hash, ranks) = hash_ranked(prev, next, MAX_TOGGLE_BITS);
+                self.hashes.push(hash);
+                self.ranks.push(ranks);
+            }
         }
     }
 }
@@ -326,7 +373,25 @@ impl Hasher {
 /// The hash of frame `t` from the band energies of frames `t-1` and `t+1`,
 /// and its toggle mask: the `p` bits with the smallest exact `|D|`, ties
 /// broken by the lower bit index so the result is deterministic.
+#[cfg(test)]
 fn hash_bits(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u32) {
+    let (hash, ranks) = hash_ranked(prev, next, p);
+    (hash, mask_of(ranks, p))
+}
+
+/// The mask of the first `p` bit indices packed in `ranks` (byte `i` = the
+/// `i`-th least reliable bit).
+fn mask_of(ranks: u64, p: u32) -> u32 {
+    (0..p.min(MAX_TOGGLE_BITS)).fold(0u32, |t, i| {
+        t | (0x8000_0000 >> ((ranks >> (8 * i)) & 0x1f))
+    })
+}
+
+/// The hash of frame `t` and its `p` least reliable bits (smallest exact
+/// `|D|`, ties by the lower bit index), most likely to flip first, packed one
+/// index per byte for [`mask_of`]. Since the order is kept, the masks of every
+/// width up to `p` are prefixes of it.
+fn hash_ranked(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u64) {
     let mut hash = 0u32;
     let mut abs_d = [0f32; NUM_BITS];
     for m in 0..NUM_BITS {
@@ -353,10 +418,11 @@ fn hash_bits(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, 
         best[i] = (a, m);
         filled = (filled + 1).min(p);
     }
-    let toggle = best[..p]
+    let ranks = best[..p]
         .iter()
-        .fold(0u32, |t, &(_, m)| t | (0x8000_0000 >> m));
-    (hash, toggle)
+        .enumerate()
+        .fold(0u64, |r, (i, &(_, m))| r | ((m as u64) << (8 * i)));
+    (hash, ranks)
 }
 
 #[cfg(test)]
@@ -417,6 +483,48 @@ mod tests {
         }
         h.push(&[]);
         assert_eq!(h.finish().unwrap(), whole);
+    }
+
+    #[test]
+    fn budget_gives_short_queries_more_toggle_bits() {
+        // 1, 2, 3, 5 and 10 s queries at 6000 Hz.
+        let bits: Vec<u32> = [91, 185, 279, 466, 935]
+            .iter()
+            .map(|&n| budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET))
+            .collect();
+        assert_eq!(bits, [7, 6, 5, 5, 4]);
+        // The budget is never exceeded unless the floor demands it.
+        for n in 1..3000usize {
+            let b = budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET);
+            assert!((4..=MAX_TOGGLE_BITS).contains(&b));
+            assert!(b == 4 || (n as u64) << b <= DEFAULT_PROBE_BUDGET, "n {n}");
+            assert!(b == MAX_TOGGLE_BITS || (n as u64) << (b + 1) > DEFAULT_PROBE_BUDGET);
+        }
+        assert_eq!(
+            budget_toggle_bits(0, 4, DEFAULT_PROBE_BUDGET),
+            MAX_TOGGLE_BITS
+        );
+        assert_eq!(budget_toggle_bits(1_000_000, 4, DEFAULT_PROBE_BUDGET), 4);
+        assert_eq!(budget_toggle_bits(10, 4, 0), 4);
+        assert_eq!(budget_toggle_bits(10, 6, 0), 6);
+        assert_eq!(
+            budget_toggle_bits(10, 12, DEFAULT_PROBE_BUDGET),
+            MAX_TOGGLE_BITS
+        );
+    }
+
+    #[test]
+    fn budget_masks_equal_fixed_masks_of_the_chosen_width() {
+        let sr = 6000;
+        for seconds in [1.0, 2.0, 5.0] {
+            let signal = test_signal((6000.0 * seconds) as usize, sr);
+            let mut h = Hasher::with_budget(sr, 4, DEFAULT_PROBE_BUDGET).unwrap();
+            h.push(&signal);
+            let budgeted = h.finish().unwrap();
+            let p = budget_toggle_bits(budgeted.hashes.len(), 4, DEFAULT_PROBE_BUDGET);
+            assert!(p > 4, "{seconds} s");
+            assert_eq!(budgeted, hash_all(&signal, sr, p).unwrap(), "{seconds} s");
+        }
     }
 
     #[test]

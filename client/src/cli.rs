@@ -60,9 +60,14 @@ pub struct Options {
     #[arg(short, long, global = true)]
     pub url: Option<String>,
     /// Toggle bits per query frame: the bits most likely to flip, 0 to 8
+    /// (the fewest: short clips get more within --probe-budget)
     #[arg(short = 'g', long, global = true, default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(0..=8))]
     pub toggles: u32,
+    /// Query frames x 2^toggle bits a lookup may probe: clips shorter than
+    /// ~10 s get more toggle bits (up to 8); 0 = exactly -g bits
+    #[arg(long, global = true, default_value_t = auscoutclient::audiohash::DEFAULT_PROBE_BUDGET)]
+    pub probe_budget: u64,
     /// Lookup threshold in [0, 1] (default: the server's)
     #[arg(short, long, global = true)]
     pub threshold: Option<f64>,
@@ -182,6 +187,18 @@ mod tests {
         };
         let want = vec![PathBuf::from("dir"), PathBuf::from("x.wav")];
         assert_eq!(cli.opts.all_paths(files), want);
+    }
+
+    #[test]
+    fn default_toggles_are_the_library_defaults() {
+        // The eval harness measures accuracy with `HashOptions::default()`;
+        // `lookup` must send the same toggles.
+        let cli = Cli::try_parse_from(["a", "lookup", "x.wav"]).expect("parses");
+        let lib = auscoutclient::HashOptions::default();
+        assert_eq!(cli.opts.toggles, lib.toggle_bits);
+        assert_eq!(cli.opts.probe_budget, lib.probe_budget);
+        let cli = Cli::try_parse_from(["a", "lookup", "--probe-budget", "0", "x.wav"]);
+        assert_eq!(cli.expect("parses").opts.probe_budget, 0);
     }
 
     #[test]

@@ -55,10 +55,12 @@ pub fn run(command: &Command, opts: &Options, out: &Reporter) -> Result<(), Fata
     }
 }
 
-fn hash_options(opts: &Options, toggle_bits: u32) -> HashOptions {
+/// `probe_budget` 0: exactly `toggle_bits` (see [`HashOptions`]).
+fn hash_options(opts: &Options, toggle_bits: u32, probe_budget: u64) -> HashOptions {
     HashOptions {
         sr: opts.sr,
         toggle_bits,
+        probe_budget,
         max_seconds: (opts.nsecs > 0.0).then_some(opts.nsecs),
     }
 }
@@ -113,7 +115,7 @@ fn description(path: &Path) -> String {
 
 fn hash(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
     let files = files(opts, given, out)?;
-    let hopts = hash_options(opts, opts.toggles);
+    let hopts = hash_options(opts, opts.toggles, opts.probe_budget);
     for_each_file(&files, out, |path| match fingerprint_file(path, &hopts) {
         Ok(fp) => {
             let shown = path.display().to_string();
@@ -166,7 +168,8 @@ fn add(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
     };
     let claimed = Mutex::new(HashSet::new());
     let totals = Mutex::new(AddTotals::default());
-    let hopts = hash_options(opts, 0);
+    // `add` sends no toggles.
+    let hopts = hash_options(opts, 0, 0);
     if out.format == Format::Csv {
         out.result("file,id,status");
     }
@@ -233,7 +236,7 @@ fn report_add(out: &Reporter, path: &Path, descr: &str, id: Option<u64>) {
 fn lookup(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
     let files = files(opts, given, out)?;
     let store = open(opts, Access::Read)?;
-    let hopts = hash_options(opts, opts.toggles);
+    let hopts = hash_options(opts, opts.toggles, opts.probe_budget);
     let lopts = LookupOptions {
         threshold: opts.threshold,
         limit: opts.limit,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use symphonia::core::io::MediaSource;
 
-use crate::audiohash::{Hasher, MAX_TOGGLE_BITS, MIN_SAMPLE_RATE};
+use crate::audiohash::{Hasher, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS, MIN_SAMPLE_RATE};
 use crate::decode::Decoder;
 use crate::error::ClientError;
 use crate::resample::StreamResampler;
@@ -17,8 +17,13 @@ pub use crate::audiohash::Fingerprint;
 pub struct HashOptions {
     /// Rate the audio is resampled to before hashing (`--sr`, at least 6000).
     pub sr: u32,
-    /// Bits per toggle mask (`-g/--toggles`, 0..=8).
+    /// Bits per toggle mask (`-g/--toggles`, 0..=8): exactly this many when
+    /// `probe_budget` is 0, otherwise the fewest.
     pub toggle_bits: u32,
+    /// Frames × 2^bits a fingerprint's toggles may cost a lookup
+    /// (`--probe-budget`): short clips get more toggle bits, up to 8, see
+    /// [`crate::audiohash::budget_toggle_bits`]. 0 = exactly `toggle_bits`.
+    pub probe_budget: u64,
     /// Use only the first this many seconds (`-n/--nsecs`); `None` or 0 = all.
     pub max_seconds: Option<f64>,
 }
@@ -28,6 +33,7 @@ impl Default for HashOptions {
         HashOptions {
             sr: MIN_SAMPLE_RATE,
             toggle_bits: 4,
+            probe_budget: DEFAULT_PROBE_BUDGET,
             max_seconds: None,
         }
     }
@@ -121,7 +127,7 @@ struct Pipeline {
 impl Pipeline {
     fn new(opts: &HashOptions) -> Result<Self, ClientError> {
         Ok(Pipeline {
-            hasher: Hasher::new(opts.sr, opts.toggle_bits)?,
+            hasher: Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?,
             resampler: None,
             resampled: Vec::new(),
             limit: opts.sample_limit(),

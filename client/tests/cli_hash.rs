@@ -50,6 +50,7 @@ fn json_fingerprints_of_wav_and_flac_agree() {
         ha.len()
     );
     assert_eq!(ha.len(), ta.len());
+    // 529 hashes × 2^5 is over the default probe budget of 16,000: 4 bits.
     assert!(ta.iter().all(|t| t.count_ones() == 4), "default -g 4");
     let hb = u32s(&b["hashes"]);
     assert_eq!(hb[..ha.len()], ha[..], "lossless FLAC hashes like the WAV");
@@ -62,8 +63,18 @@ fn toggles_nsecs_and_sr_options() {
     write_wav(&wav, &music(12, 5.0, 22050), 22050, 2);
     let p = path_str(&wav);
 
-    let none = &hash_json(&["-g", "0", &p])[0];
+    let none = &hash_json(&["-g", "0", "--probe-budget", "0", &p])[0];
     assert!(u32s(&none["toggles"]).iter().all(|&t| t == 0));
+    // 5 s, ~465 hashes: the default budget (16,000 probes) allows 5 bits,
+    // whatever smaller -g asks for; a budget of 1,000 only the -g floor.
+    for args in [&["-g", "0"][..], &[]] {
+        let mut args = args.to_vec();
+        args.push(&p);
+        let t = u32s(&hash_json(&args)[0]["toggles"]);
+        assert!(t.iter().all(|t| t.count_ones() == 5), "{args:?}");
+    }
+    let small = &hash_json(&["-g", "2", "--probe-budget", "1000", &p])[0];
+    assert!(u32s(&small["toggles"]).iter().all(|t| t.count_ones() == 2));
     let eight = &hash_json(&["-g", "8", &p])[0];
     assert!(u32s(&eight["toggles"]).iter().all(|t| t.count_ones() == 8));
     assert_eq!(

@@ -71,6 +71,7 @@ fn hashes_match_the_reference() {
     let opts = HashOptions {
         sr: 6000,
         toggle_bits: 4,
+        probe_budget: 0,
         max_seconds: None,
     };
     let fp = fingerprint_samples(&samples, 6000, &opts).unwrap();
@@ -123,6 +124,7 @@ fn decoding_the_wav_gives_the_same_hashes() {
     let opts = HashOptions {
         sr: 6000,
         toggle_bits: 4,
+        probe_budget: 0,
         max_seconds: None,
     };
     let from_samples = fingerprint_samples(&read_samples(&dir), 6000, &opts).unwrap();

@@ -40,6 +40,9 @@ pub struct LookupParams {
     pub limit: usize,
     /// Toggle masks with more set bits than this are an error.
     pub max_toggle_bits: u32,
+    /// Threads one lookup may use (probes and verification are split among
+    /// them on the [`crate::pool`]); 1 runs it all on the calling thread.
+    pub threads: usize,
 }
 
 impl Default for LookupParams {
@@ -48,6 +51,7 @@ impl Default for LookupParams {
             threshold: 0.25,
             limit: 20,
             max_toggle_bits: 8,
+            threads: 1,
         }
     }
 }
@@ -94,7 +98,7 @@ const VERIFIED_CANDIDATES: usize = 50;
 
 /// Every track whose score is ≥ `params.threshold`, best first, at most
 /// `params.limit`, one per track (its best alignment).
-pub fn lookup<S: FrameSource + ?Sized>(
+pub fn lookup<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
     toggles: &[u32],
@@ -156,7 +160,7 @@ impl Verdict {
 /// The best-voted `max(50, min(limit, 256))` alignments are verified; the
 /// score calibration was measured with 50, and verifying more raises the level
 /// unrelated audio reaches only slightly (best of more tries).
-pub fn lookup_candidates<S: FrameSource + ?Sized>(
+pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
     toggles: &[u32],
@@ -167,8 +171,8 @@ pub fn lookup_candidates<S: FrameSource + ?Sized>(
         return Ok(Vec::new());
     }
     let wanted = VERIFIED_CANDIDATES.max(params.limit.min(256));
-    let candidates = vote::best_candidates(src, query, toggles, wanted);
-    let mut out: Vec<Verdict> = Vec::with_capacity(candidates.len());
+    let threads = params.threads.clamp(1, crate::pool::MAX_THREADS);
+    let candidates = vote::best_candidates(src, query, toggles, wanted, threads);
     let prepared = verify::Query::new(query);
     // Each candidate reads about 4 bytes per query frame of its track, a
     // stretch anywhere in memory: fetch all of them at once rather than
@@ -176,13 +180,10 @@ pub fn lookup_candidates<S: FrameSource + ?Sized>(
     for cand in &candidates {
         verify::prefetch_span(src.hashes(cand.slot), query.len(), cand.anchor_offset);
     }
-    for cand in &candidates {
+    let check = |cand: &vote::Candidate| {
         let hashes = src.hashes(cand.slot);
-        let Some(v) = verify::verify(&prepared, hashes, cand.anchor_frame, cand.anchor_offset)
-        else {
-            continue;
-        };
-        out.push(Verdict {
+        let v = verify::verify(&prepared, hashes, cand.anchor_frame, cand.anchor_offset)?;
+        Some(Verdict {
             slot: cand.slot,
             id: src.id(cand.slot),
             position: v.position,
@@ -190,8 +191,21 @@ pub fn lookup_candidates<S: FrameSource + ?Sized>(
             bit_errors: v.errors,
             frames: v.frames,
             score: chance::score(v.errors, v.frames),
-        });
-    }
+        })
+    };
+    // Splitting pays only when there is enough to verify (waking a pool
+    // thread costs tens of microseconds).
+    let parallel = threads > 1 && query.len() * candidates.len() >= 16 * 1024;
+    let mut out: Vec<Verdict> = if parallel {
+        let per = candidates.len().div_ceil(threads);
+        let groups: Vec<&[vote::Candidate]> = candidates.chunks(per).collect();
+        crate::pool::map(&groups, |g| g.iter().filter_map(check).collect::<Vec<_>>())
+            .into_iter()
+            .flatten()
+            .collect()
+    } else {
+        candidates.iter().filter_map(check).collect()
+    };
     out.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)

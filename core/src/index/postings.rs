@@ -14,12 +14,15 @@
 //!   fingerprint are not stored: a fingerprint hit is confirmed by the caller
 //!   against the track's hash.
 //! - a small mutable *delta*: an open-addressing table of `(m, ref)` in one
-//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1). Each directory
-//!   entry also carries 32 flag bits, one per sub-bucket (the 5 bits of `m`
-//!   after the bucket), set when the delta may hold such a posting: most
-//!   probes skip the delta without touching it.
+//!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1).
 //!
-//! A probe thus costs about two cache misses (directory, fingerprints).
+//! Each directory entry also carries two sets of 16 flags that let a probe
+//! stop at the directory: *run flags*, one per value of the fingerprint's low
+//! 4 bits present in the bucket's run, and *delta flags*, one per sub-bucket
+//! (the 4 bits of `m` after the bucket), set when the delta may hold such a
+//! posting. A probe thus costs one cache miss (the directory) when its hash
+//! is absent, about half the time at the usual load, and two otherwise
+//! (directory, fingerprints); it touches the delta only when flagged.
 //!
 //! After each change, a cursor merges partitions round-robin (delta into run,
 //! dead refs dropped) within a work budget proportional to the change, so no
@@ -38,8 +41,11 @@ const MAX_DIR_BITS: u32 = 10;
 /// The fingerprint is the low byte of `m`; bucket addresses use at most the
 /// top 24 bits.
 pub(super) const MAX_ADDR_BITS: u32 = 24;
-/// Sub-bucket bits of the delta flags (32 flags per directory entry).
-const FLAG_BITS: u32 = 5;
+/// Bits selecting one of the 16 run flags or 16 delta flags of a directory
+/// entry (bits 32..48 and 48..64).
+const FLAG_BITS: u32 = 4;
+const RUN_FLAGS_AT: u32 = 32;
+const DELTA_FLAGS_AT: u32 = 48;
 /// Postings per bucket right after a rebuild: in `(LOAD, 2·LOAD]`; a rebuild
 /// happens when the load leaves `[LOAD/4, 4·LOAD]` (see `Index`).
 const LOAD: u64 = 8;
@@ -85,7 +91,7 @@ pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
 #[derive(Debug, Clone, Default)]
 struct Partition {
     /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
-    /// `fps` / `refs`, bits 32..64 its delta flags.
+    /// `fps` / `refs`, bits 32..48 its run flags, 48..64 its delta flags.
     dir: Box<[u64]>,
     fps: Box<[u8]>,
     refs: Box<[u32]>,
@@ -113,6 +119,16 @@ impl Partition {
         }
         (&[], &[])
     }
+}
+
+/// A partition rewritten by a merge, not yet in place.
+#[derive(Debug, Default)]
+struct Merged {
+    part: Option<Partition>,
+    /// Dead postings it no longer holds.
+    dropped: u64,
+    /// Work done (postings rewritten plus the directory walk).
+    cost: u64,
 }
 
 /// Refs whose tracks are gone: sorted disjoint ranges, and a coarse bitmap
@@ -219,28 +235,26 @@ impl Postings {
     }
 
     #[inline]
-    fn part_of(&self, m: u32) -> usize {
-        let part_bits = self.addr_bits - self.dir_bits;
-        if part_bits == 0 {
-            0
-        } else {
-            (m >> (32 - part_bits)) as usize
+    fn geom(&self) -> Geom {
+        Geom {
+            addr_bits: self.addr_bits,
+            dir_bits: self.dir_bits,
         }
+    }
+
+    #[inline]
+    fn part_of(&self, m: u32) -> usize {
+        self.geom().part_of(m)
     }
 
     #[inline]
     fn bucket_of(&self, m: u32) -> usize {
-        if self.dir_bits == 0 {
-            0
-        } else {
-            ((m >> (32 - self.addr_bits)) & ((1 << self.dir_bits) - 1)) as usize
-        }
+        self.geom().bucket_of(m)
     }
 
-    /// The delta flag of `m` within its directory entry (bits 32..64).
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        1u64 << (32 + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+        self.geom().flag_of(m)
     }
 
     /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
@@ -249,8 +263,7 @@ impl Postings {
     /// directory flag), so the work is organised for the CPU to overlap
     /// those cache misses: postings are grouped by partition (a counting
     /// sort), every delta table is grown once up front, then chunk by chunk
-    /// the target lines are first touched (independent loads) and only then
-    /// written.
+    /// the target lines are first prefetched and only then written.
     pub(super) fn add(&mut self, entries: &[u64]) {
         let np = self.parts.len();
         let mut at = vec![0usize; np + 1];
@@ -305,32 +318,21 @@ impl Postings {
                 pending.extend_from_slice(group);
             }
         }
-        let grouped = pending;
-        let mut touched = 0u64;
-        for chunk in grouped.chunks(1024) {
-            for &e in chunk {
-                let m = (e >> 32) as u32;
-                if let Some(part) = self.parts.get(self.part_of(m)) {
-                    touched ^= part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
-                    touched ^= part
-                        .delta
-                        .get(m as usize & part.delta.len().wrapping_sub(1))
-                        .copied()
-                        .unwrap_or(0);
-                }
-            }
-            for &e in chunk {
-                let m = (e >> 32) as u32;
-                let (p, b, flag) = (self.part_of(m), self.bucket_of(m), self.flag_of(m));
-                if let Some(part) = self.parts.get_mut(p) {
-                    place(&mut part.delta, e);
-                    if let Some(d) = part.dir.get_mut(b) {
-                        *d |= flag;
-                    }
-                }
-            }
+        // `pending` is grouped by ascending partition: with a second thread,
+        // each half of the partitions takes its own postings.
+        let geom = self.geom();
+        let mid = self.parts.len() / 2;
+        let split = pending.partition_point(|&e| geom.part_of((e >> 32) as u32) < mid);
+        if crate::pool::insert_threads() > 1 && pending.len() >= PARALLEL_PLACE && mid > 0 {
+            let (low, high) = self.parts.split_at_mut(mid);
+            let (first, second) = pending.split_at(split);
+            crate::pool::join(
+                || place_postings(geom, low, 0, first),
+                || place_postings(geom, high, mid, second),
+            );
+        } else {
+            place_postings(geom, &mut self.parts, 0, &pending);
         }
-        std::hint::black_box(touched);
         self.stored += entries.len() as u64;
     }
 
@@ -350,8 +352,24 @@ impl Postings {
         // carry more credit than that (a long quiet stretch must not buy a pause).
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
+        let pair = crate::pool::insert_threads() > 1;
         while self.credit > 0 && !self.parts.is_empty() {
-            let cost = self.merge(self.cursor, &[]);
+            // With a second thread, the next two partitions are rewritten at
+            // once (each merge only reads the index besides its partition).
+            let next = self.cursor + 1;
+            let cost = if pair && next < self.parts.len() {
+                let (mut a, mut b) = (None, None);
+                let this = &*self;
+                crate::pool::join(
+                    || a = Some(this.merged(this.cursor, &[])),
+                    || b = Some(this.merged(next, &[])),
+                );
+                let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+                self.cursor = next;
+                self.install(next - 1, a) + self.install(next, b)
+            } else {
+                self.merge(self.cursor, &[])
+            };
             self.credit = self.credit.saturating_sub(cost);
             self.cursor += 1;
             if self.cursor >= self.parts.len() {
@@ -370,14 +388,36 @@ impl Postings {
     /// Rewrites partition `p`'s run with its delta merged in and dead refs
     /// dropped. Returns the work done.
     fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
+        let m = self.merged(p, extra);
+        self.install(p, m)
+    }
+
+    /// Puts a merge's result in place; returns its work.
+    fn install(&mut self, p: usize, m: Merged) -> u64 {
+        if let Some(new) = m.part {
+            if let Some(slot) = self.parts.get_mut(p) {
+                *slot = new;
+            }
+            self.stored -= m.dropped;
+            self.dead -= m.dropped.min(self.dead);
+        }
+        m.cost
+    }
+
+    /// Partition `p` rewritten with its delta and `extra` merged in and dead
+    /// refs dropped (`part: None` when there is nothing to rewrite).
+    fn merged(&self, p: usize, extra: &[u64]) -> Merged {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
-            return 0;
+            return Merged::default();
         };
         let run_len = part.refs.len();
         if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
-            return 64;
+            return Merged {
+                cost: 64,
+                ..Merged::default()
+            };
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
         fresh.extend_from_slice(extra);
@@ -390,7 +430,7 @@ impl Postings {
         let mut dropped = 0u64;
         let mut j = 0;
         for b in 0..nb {
-            dir.push(refs.len() as u64);
+            let start = refs.len();
             let (f, r) = part.bucket(b);
             if no_dead {
                 fps.extend_from_slice(f);
@@ -418,6 +458,8 @@ impl Postings {
                     refs.push(rf);
                 }
             }
+            let flags = fps.get(start..).map_or(0, run_flags);
+            dir.push(start as u64 | flags);
         }
         dir.push(refs.len() as u64);
         let new = if refs.is_empty() {
@@ -431,12 +473,11 @@ impl Postings {
                 delta_len: 0,
             }
         };
-        if let Some(slot) = self.parts.get_mut(p) {
-            *slot = new;
+        Merged {
+            part: Some(new),
+            dropped,
+            cost,
         }
-        self.stored -= dropped;
-        self.dead -= dropped.min(self.dead);
-        cost
     }
 
     /// Appends `(i, r, exact)` to `out` for every stored posting that may
@@ -458,43 +499,46 @@ impl Postings {
     pub(super) fn probe(&self, ms: &[u32], out: &mut Vec<(u32, u32, bool)>) {
         const CHUNK: usize = 32;
         let (order, sorted) = order_by_top_bits(ms);
-        let mut loc: Vec<(u32, u32)> = Vec::with_capacity(CHUNK.min(ms.len()));
-        let mut spans: Vec<(u32, u32, bool)> = Vec::with_capacity(CHUNK.min(ms.len()));
+        // Per probe of a chunk: (partition, bucket), then the run span to
+        // scan (empty when the run flags rule the hash out) and whether the
+        // delta may hold it.
+        let mut loc = [(0u32, 0u32); CHUNK];
+        let mut spans = [(0u32, 0u32, false); CHUNK];
         // Fingerprint matches whose ref is still being fetched: (i, partition, index).
         let mut pending: Vec<(u32, u32, u32)> = Vec::new();
         for (chunk, idx) in sorted.chunks(CHUNK).zip(order.chunks(CHUNK)) {
-            loc.clear();
-            for &m in chunk {
-                let p = self.part_of(m);
-                let b = self.bucket_of(m);
+            for (&m, l) in chunk.iter().zip(loc.iter_mut()) {
+                let (p, b) = (self.part_of(m), self.bucket_of(m));
                 if let Some(part) = self.parts.get(p) {
                     prefetch(part.dir.as_ptr().wrapping_add(b));
                 }
-                loc.push((p as u32, b as u32));
+                *l = (p as u32, b as u32);
             }
-            spans.clear();
-            for (&m, &(p, b)) in chunk.iter().zip(loc.iter()) {
-                let (p, b) = (p as usize, b as usize);
-                let span = match self.parts.get(p) {
-                    Some(part) => match (part.dir.get(b), part.dir.get(b + 1)) {
-                        (Some(&lo), Some(&hi)) => {
-                            let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
-                            let (lo, hi) = (lo as u32, hi as u32);
-                            if lo < hi {
-                                prefetch(part.fps.as_ptr().wrapping_add(lo as usize));
-                                prefetch(part.fps.as_ptr().wrapping_add(hi as usize - 1));
-                            }
-                            if in_delta {
-                                let at = m as usize & part.delta.len().wrapping_sub(1);
-                                prefetch(part.delta.as_ptr().wrapping_add(at));
-                            }
-                            (lo, hi, in_delta)
-                        }
-                        _ => (0, 0, false),
-                    },
-                    None => (0, 0, false),
+            for ((&m, &(p, b)), span) in chunk.iter().zip(loc.iter()).zip(spans.iter_mut()) {
+                *span = (0, 0, false);
+                let Some(part) = self.parts.get(p as usize) else {
+                    continue;
                 };
-                spans.push(span);
+                let (Some(&lo), Some(&hi)) =
+                    (part.dir.get(b as usize), part.dir.get(b as usize + 1))
+                else {
+                    continue;
+                };
+                let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
+                // Branch-free: an absent nibble makes the span empty.
+                let in_run = u32::from(lo & run_flags(&[m as u8]) != 0);
+                let (lo, hi) = (lo as u32, lo as u32 + (hi as u32 - lo as u32) * in_run);
+                let first = part.fps.as_ptr().wrapping_add(lo as usize);
+                let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
+                prefetch(first);
+                if (first as usize) >> 6 != (last as usize) >> 6 {
+                    prefetch(last);
+                }
+                if in_delta {
+                    let at = m as usize & part.delta.len().wrapping_sub(1);
+                    prefetch(part.delta.as_ptr().wrapping_add(at));
+                }
+                *span = (lo, hi, in_delta);
             }
             for (((&m, &i), &(p, _)), &(lo, hi, in_delta)) in
                 chunk.iter().zip(idx).zip(loc.iter()).zip(spans.iter())
@@ -503,14 +547,17 @@ impl Postings {
                     continue;
                 };
                 let fp = m as u8;
-                if let Some(f) = part.fps.get(lo as usize..hi as usize) {
-                    for (j, &x) in f.iter().enumerate() {
-                        if x == fp {
-                            let k = lo + j as u32;
-                            prefetch(part.refs.as_ptr().wrapping_add(k as usize));
-                            pending.push((i, p, k));
-                        }
+                let mut k = lo as usize;
+                while k < hi as usize {
+                    let mut found =
+                        eq_bytes(load8(&part.fps, k), fp) & first_bytes(hi as usize - k);
+                    while found != 0 {
+                        let at = k + (found.trailing_zeros() / 8) as usize;
+                        prefetch(part.refs.as_ptr().wrapping_add(at));
+                        pending.push((i, p, at as u32));
+                        found &= found - 1;
                     }
+                    k += 8;
                 }
                 if in_delta {
                     let mask = part.delta.len() - 1;
@@ -663,6 +710,9 @@ impl Postings {
                     *f = m as u8;
                     *rf = r;
                 }
+                if let Some(e) = part.dir.get_mut(g & (nb - 1)) {
+                    *e |= run_flags(&[m as u8]);
+                }
             }
         });
         out.stored = total;
@@ -688,6 +738,15 @@ impl Postings {
                 );
             }
             assert_eq!(part.fps.len(), part.refs.len());
+            for b in 0..part.dir.len().saturating_sub(1) {
+                let (f, _) = part.bucket(b);
+                let flags = part.dir.get(b).copied().unwrap_or(0);
+                assert_eq!(
+                    flags & run_flags(f),
+                    run_flags(f),
+                    "run posting without its flag"
+                );
+            }
             for &e in part.delta.iter().filter(|&&e| e != EMPTY) {
                 let m = (e >> 32) as u32;
                 assert_eq!(
@@ -717,6 +776,122 @@ impl Postings {
 /// The probe indexes ordered by the top 12 bits of their scrambled hash
 /// (a counting sort), and the scrambled hashes in that order: neighbouring
 /// probes then touch neighbouring memory (fewer TLB and cache misses).
+/// The address arithmetic of one geometry (2^`addr_bits` buckets, 2^`dir_bits`
+/// per partition), apart from `Postings` so threads placing postings in
+/// disjoint partitions can share it.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    addr_bits: u32,
+    dir_bits: u32,
+}
+
+impl Geom {
+    #[inline]
+    fn part_of(self, m: u32) -> usize {
+        let part_bits = self.addr_bits - self.dir_bits;
+        if part_bits == 0 {
+            0
+        } else {
+            (m >> (32 - part_bits)) as usize
+        }
+    }
+
+    #[inline]
+    fn bucket_of(self, m: u32) -> usize {
+        if self.dir_bits == 0 {
+            0
+        } else {
+            ((m >> (32 - self.addr_bits)) & ((1 << self.dir_bits) - 1)) as usize
+        }
+    }
+
+    /// The delta flag of `m` within its directory entry.
+    #[inline]
+    fn flag_of(self, m: u32) -> u64 {
+        1u64 << (DELTA_FLAGS_AT
+            + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+    }
+}
+
+/// Below this many postings an insert places them on the calling thread
+/// (waking a pool thread costs tens of microseconds).
+const PARALLEL_PLACE: usize = 4096;
+
+/// Puts `entries` (grouped by partition, all within `parts`, whose first is
+/// partition `first`) into their deltas and sets their directory flags. The
+/// deltas have room already. Each posting lands on two random lines (delta
+/// slot, directory entry), so a chunk's lines are prefetched before any is
+/// written.
+fn place_postings(geom: Geom, parts: &mut [Partition], first: usize, entries: &[u64]) {
+    let local = |m: u32| geom.part_of(m).wrapping_sub(first);
+    for chunk in entries.chunks(64) {
+        for &e in chunk {
+            let m = (e >> 32) as u32;
+            if let Some(part) = parts.get(local(m)) {
+                prefetch(part.dir.as_ptr().wrapping_add(geom.bucket_of(m)));
+                let at = m as usize & part.delta.len().wrapping_sub(1);
+                prefetch(part.delta.as_ptr().wrapping_add(at));
+            }
+        }
+        for &e in chunk {
+            let m = (e >> 32) as u32;
+            if let Some(part) = parts.get_mut(local(m)) {
+                place(&mut part.delta, e);
+                if let Some(d) = part.dir.get_mut(geom.bucket_of(m)) {
+                    *d |= geom.flag_of(m);
+                }
+            }
+        }
+    }
+}
+
+/// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
+#[inline]
+fn load8(bytes: &[u8], k: usize) -> u64 {
+    match bytes
+        .get(k..k + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+    {
+        Some(w) => u64::from_le_bytes(w),
+        None => {
+            let mut w = [0u8; 8];
+            for (d, s) in w.iter_mut().zip(bytes.iter().skip(k)) {
+                *d = *s;
+            }
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// Bit `8j + 7` set exactly where byte `j` of `w` equals `fp` (SWAR: the
+/// bytes are compared in one go, without carries between them, so the
+/// fingerprint scan has no data-dependent branch per posting).
+#[inline]
+fn eq_bytes(w: u64, fp: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = w ^ (u64::from(fp) * 0x0101_0101_0101_0101);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The high bits of the first `n` bytes of a word (all 8 for `n ≥ 8`).
+#[inline]
+fn first_bytes(n: usize) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if n >= 8 {
+        HIGH
+    } else {
+        HIGH & ((1u64 << (8 * n)) - 1)
+    }
+}
+
+/// The run flags (directory entry bits 32..48) of a bucket holding `fps`.
+#[inline]
+fn run_flags(fps: &[u8]) -> u64 {
+    fps.iter().fold(0u64, |acc, &f| {
+        acc | 1u64 << (RUN_FLAGS_AT + u32::from(f & 15))
+    })
+}
+
 fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
     const BITS: u32 = 12;
     let mut at = vec![0u32; (1 << BITS) + 1];
@@ -811,5 +986,41 @@ mod tests {
             .chain(9000..13_000)
             .collect();
         assert_eq!(dead, want);
+    }
+
+    #[test]
+    fn eq_bytes_marks_exactly_the_equal_bytes() {
+        // Every byte value against fingerprints that stress the borrow and
+        // high-bit cases (0x00, 0x7F, 0x80, 0xFF).
+        for fp in [0x00u8, 0x01, 0x7F, 0x80, 0x81, 0xFE, 0xFF] {
+            for v in 0..=255u8 {
+                let w = u64::from_le_bytes([v, fp, v, 0x80, fp ^ 1, 0x7F, v, fp]);
+                let want: u64 = [v, fp, v, 0x80, fp ^ 1, 0x7F, v, fp]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == fp)
+                    .map(|(j, _)| 0x80u64 << (8 * j))
+                    .sum();
+                assert_eq!(eq_bytes(w, fp), want, "fp {fp:#x} v {v:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn load8_zero_fills_past_the_end_and_first_bytes_masks() {
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(
+            load8(&bytes, 0),
+            u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert_eq!(
+            load8(&bytes, 7),
+            u64::from_le_bytes([8, 9, 10, 0, 0, 0, 0, 0])
+        );
+        assert_eq!(load8(&bytes, 20), 0);
+        assert_eq!(first_bytes(0), 0);
+        assert_eq!(first_bytes(3), 0x0080_8080);
+        assert_eq!(first_bytes(8), 0x8080_8080_8080_8080);
+        assert_eq!(first_bytes(100), 0x8080_8080_8080_8080);
     }
 }

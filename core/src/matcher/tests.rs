@@ -346,3 +346,36 @@ fn results_are_one_per_track_best_first_and_limited() {
     .unwrap();
     assert_eq!(one.len(), 1);
 }
+
+#[test]
+fn lookups_split_over_threads_answer_exactly_as_one_thread() {
+    // Same verdicts (scores, positions, order) whatever the thread count,
+    // for matching and unrelated queries, short and long: the split changes
+    // where work runs, never what is counted.
+    let mut rng = Rng(77);
+    let src = MemSource::random(&mut rng, 40, 4000);
+    for (len, matching) in [(90, true), (1000, true), (1000, false), (3000, true)] {
+        let (q, t) = if matching {
+            let at = rng.below(4000 - len);
+            let track = src.tracks[rng.below(40)].1.clone();
+            distorted_query(&mut rng, &track, at, len, 0.3)
+        } else {
+            let q: Vec<u32> = (0..len).map(|_| rng.u32()).collect();
+            let t: Vec<u32> = (0..len).map(|_| rng.mask(4)).collect();
+            (q, t)
+        };
+        let one = lookup_candidates(&src, &q, &t, &params()).unwrap();
+        assert!(!one.is_empty());
+        for threads in [2, 3, 8] {
+            let many = LookupParams {
+                threads,
+                ..params()
+            };
+            assert_eq!(
+                lookup_candidates(&src, &q, &t, &many).unwrap(),
+                one,
+                "len {len} threads {threads}"
+            );
+        }
+    }
+}

@@ -87,16 +87,19 @@ fn key(slot: u32, bin: i64) -> u64 {
     (u64::from(slot) << 32) | u64::from(bin as i32 as u32)
 }
 
-/// The `k` strongest candidates, strongest first.
-pub(super) fn best_candidates<S: FrameSource + ?Sized>(
+/// The `k` strongest candidates, strongest first. With `threads > 1` the
+/// query frames are split into that many stretches whose probes run on the
+/// lookup pool at once.
+pub(super) fn best_candidates<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
     toggles: &[u32],
     k: usize,
+    threads: usize,
 ) -> Vec<Candidate> {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => {
-            let out = run(src, query, toggles, k, &mut scratch);
+            let out = run(src, query, toggles, k, threads, &mut scratch);
             if scratch.bins.capacity() > KEEP_SCRATCH_ENTRIES
                 || scratch.hits.capacity() > KEEP_SCRATCH_ENTRIES
                 || scratch.probes.capacity() > KEEP_SCRATCH_ENTRIES
@@ -106,26 +109,70 @@ pub(super) fn best_candidates<S: FrameSource + ?Sized>(
             out
         }
         // Only reachable if a FrameSource re-entered lookup from its callback.
-        Err(_) => run(src, query, toggles, k, &mut Scratch::default()),
+        Err(_) => run(src, query, toggles, k, threads, &mut Scratch::default()),
     })
 }
 
-fn run<S: FrameSource + ?Sized>(
+fn run<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
     toggles: &[u32],
     k: usize,
+    threads: usize,
     s: &mut Scratch,
 ) -> Vec<Candidate> {
     s.bins.clear();
-    let mut first = 0;
-    while first < query.len() {
-        let last = (first + FRAMES_PER_BATCH).min(query.len());
-        vote_batch(src, query, toggles, first..last, s);
-        first = last;
+    let probes: usize = toggles.iter().map(|t| 1usize << t.count_ones()).sum();
+    let parts = threads.min(probes / MIN_PROBES_PER_THREAD).max(1);
+    if parts > 1 {
+        // Each stretch of frames collects its hits on its own thread (with
+        // that thread's scratch); the votes are then counted here. Frames
+        // are disjoint between stretches, so the per-frame dedup stays exact.
+        let len = query.len().div_ceil(parts);
+        let ranges: Vec<std::ops::Range<usize>> = (0..parts)
+            .map(|p| (p * len).min(query.len())..((p + 1) * len).min(query.len()))
+            .collect();
+        let lists = crate::pool::map(&ranges, |range| {
+            with_scratch(|local| {
+                let mut all = Vec::new();
+                for batch in batches(range.clone()) {
+                    collect_hits(src, query, toggles, batch, local);
+                    all.extend_from_slice(&local.hits);
+                }
+                all
+            })
+        });
+        for hits in &lists {
+            count_votes(&mut s.bins, hits);
+        }
+    } else {
+        for batch in batches(0..query.len()) {
+            collect_hits(src, query, toggles, batch, s);
+            count_votes(&mut s.bins, &s.hits);
+        }
     }
     rank(&s.bins, k)
 }
+
+/// Runs `f` with this thread's scratch (a fresh one if it is in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// `frames` cut into consecutive batches of [`FRAMES_PER_BATCH`].
+fn batches(frames: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Range<usize>> {
+    frames
+        .clone()
+        .step_by(FRAMES_PER_BATCH)
+        .map(move |first| first..(first + FRAMES_PER_BATCH).min(frames.end))
+}
+
+/// Below this many probes per thread, splitting a lookup costs more (waking
+/// a pool thread, tens of microseconds) than it saves.
+const MIN_PROBES_PER_THREAD: usize = 2048;
 
 /// Query frames probed together. The index sorts and prefetches one batch,
 /// so a batch of ~1,000 probes overlaps its cache misses where a frame's 16
@@ -133,8 +180,9 @@ fn run<S: FrameSource + ?Sized>(
 /// shared by thousands of tracks.
 const FRAMES_PER_BATCH: usize = 256;
 
-/// Votes of the query frames in `frames`, added to `s.bins`.
-fn vote_batch<S: FrameSource + ?Sized>(
+/// The hits of the query frames in `frames`, into `s.hits` as (bin key,
+/// query frame, offset), at most one per (bin, frame).
+fn collect_hits<S: FrameSource + ?Sized>(
     src: &S,
     query: &[u32],
     toggles: &[u32],
@@ -169,8 +217,12 @@ fn vote_batch<S: FrameSource + ?Sized>(
     // index reports hits in.
     s.hits.sort_unstable();
     s.hits.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
-    for &(key, i, offset) in &s.hits {
-        let bin = s.bins.entry(key).or_insert(Bin {
+}
+
+/// Adds one vote per hit to its bin.
+fn count_votes(bins: &mut BinMap, hits: &[(u64, u32, i64)]) {
+    for &(key, i, offset) in hits {
+        let bin = bins.entry(key).or_insert(Bin {
             votes: 0,
             sum_offset: 0,
             sum_frame: 0,
