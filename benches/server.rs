@@ -221,6 +221,74 @@ fn delete_while_pinging(
     handle.join().expect("pinger").as_secs_f64() * 1000.0
 }
 
+/// Lookups with `auscout.threads` set to `threads`: matching (1,000
+/// consecutive frames of a stored track, 30% of frames with 2 of their 4
+/// toggle bits flipped) and non-matching (random frames); prints the
+/// SLOWLOG server times.
+fn lookups_with(c: &mut Connection, tracks: usize, lookups: usize, threads: u32) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("auscout.threads")
+        .arg(threads)
+        .query::<()>(c)
+        .expect("CONFIG SET");
+    let mut rng = Rng(0x5eed);
+    let mut found = 0usize;
+    slowlog(c, true);
+    for _ in 0..lookups {
+        let t = rng.below(tracks);
+        let start = rng.below(FRAMES - QUERY_FRAMES);
+        let stored = track(t as u64);
+        let mut q = stored[start..start + QUERY_FRAMES].to_vec();
+        let mut toggles = Vec::with_capacity(QUERY_FRAMES);
+        for h in q.iter_mut() {
+            let m = random_mask(&mut rng, TOGGLE_BITS);
+            if rng.below(10) < 3 {
+                // flip two of the toggled bits
+                let mut flips = 0;
+                for b in 0..32 {
+                    if m & (1 << b) != 0 && flips < 2 {
+                        *h ^= 1 << b;
+                        flips += 1;
+                    }
+                }
+            }
+            toggles.push(m);
+        }
+        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(c)
+            .expect("lookup");
+        if reply
+            .first()
+            .is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64)
+        {
+            found += 1;
+        }
+    }
+    let mut matching = slowlog_durations(c, "auscout.lookup");
+    let mut false_hits = 0usize;
+    for _ in 0..lookups {
+        let q: Vec<u32> = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
+        let toggles: Vec<u32> = (0..QUERY_FRAMES)
+            .map(|_| random_mask(&mut rng, TOGGLE_BITS))
+            .collect();
+        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(c)
+            .expect("lookup");
+        false_hits += usize::from(!reply.is_empty());
+    }
+    let mut nonmatching = slowlog_durations(c, "auscout.lookup");
+    slowlog(c, false);
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, threads {threads}, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{lookups}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, threads {threads}, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{lookups}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
+}
+
 fn main() {
     let tracks: usize = std::env::var("AUSCOUT_BENCH_TRACKS")
         .ok()
@@ -267,61 +335,14 @@ fn main() {
         .expect("MEMORY USAGE");
     let growth = (after - before) as f64;
 
-    // Lookups: matching (1,000 consecutive frames of a stored track, 30% of frames
-    // with 2 of their 4 toggle bits flipped) and non-matching (random frames).
-    let mut rng = Rng(0x5eed);
-    let mut found = 0usize;
-    slowlog(&mut c, true);
-    for _ in 0..lookups {
-        let t = rng.below(tracks);
-        let start = rng.below(FRAMES - QUERY_FRAMES);
-        let stored = track(t as u64);
-        let mut q = stored[start..start + QUERY_FRAMES].to_vec();
-        let mut toggles = Vec::with_capacity(QUERY_FRAMES);
-        for h in q.iter_mut() {
-            let m = random_mask(&mut rng, TOGGLE_BITS);
-            if rng.below(10) < 3 {
-                // flip two of the toggled bits
-                let mut flips = 0;
-                for b in 0..32 {
-                    if m & (1 << b) != 0 && flips < 2 {
-                        *h ^= 1 << b;
-                        flips += 1;
-                    }
-                }
-            }
-            toggles.push(m);
-        }
-        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
-            .arg("bench")
-            .arg(be(&q))
-            .arg(be(&toggles))
-            .query(&mut c)
-            .expect("lookup");
-        if reply
-            .first()
-            .is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64)
-        {
-            found += 1;
-        }
+    // Lookup results are printed as they are measured (one thread, then the default two).
+    println!(
+        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
+        frames / 1e6
+    );
+    for threads in [1, 2] {
+        lookups_with(&mut c, tracks, lookups, threads);
     }
-    let mut matching = slowlog_durations(&mut c, "auscout.lookup");
-    let mut false_hits = 0usize;
-    for _ in 0..lookups {
-        let q: Vec<u32> = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
-        let toggles: Vec<u32> = (0..QUERY_FRAMES)
-            .map(|_| random_mask(&mut rng, TOGGLE_BITS))
-            .collect();
-        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
-            .arg("bench")
-            .arg(be(&q))
-            .arg(be(&toggles))
-            .query(&mut c)
-            .expect("lookup");
-        false_hits += usize::from(!reply.is_empty());
-    }
-    let mut nonmatching = slowlog_durations(&mut c, "auscout.lookup");
-    slowlog(&mut c, false);
 
     // Deleting the whole index while another client pings.
     let mut waits = Vec::new();
@@ -335,10 +356,6 @@ fn main() {
         waits.push((how[0], worst));
     }
 
-    println!(
-        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
-        frames / 1e6
-    );
     println!("build (client-side, {tracks} x auscout.add): {build_s:.1} s");
     println!(
         "memory: used_memory growth {:.2} B/frame; MEMORY USAGE {:.2} B/frame ({:+.1}% of growth)",
@@ -347,8 +364,6 @@ fn main() {
         100.0 * (usage as f64 - growth) / growth
     );
     println!("auscout.add of {FRAMES} frames (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
-    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{lookups}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
-    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{lookups}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
     for (how, worst) in waits {
         println!("{how} of the whole index: longest wait of another client {worst:.1} ms");
     }

@@ -181,7 +181,7 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
         threshold: config::default_threshold(),
         limit: usize::MAX,
         max_toggle_bits: config::max_toggle_bits(),
-        threads: config::lookup_threads(),
+        threads: config::threads(),
     };
     let mut rest = rest.iter();
     let mut first = true;

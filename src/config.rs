@@ -1,6 +1,6 @@
 //! Module configs, visible as `CONFIG GET auscout.*`, settable with
 //! `CONFIG SET`, in `redis.conf` after the `loadmodule` line, or as
-//! `loadmodule libauscout.so default-threshold 0.3 max-toggle-bits 6 lookup-threads 1`.
+//! `loadmodule libauscout.so default-threshold 0.3 max-toggle-bits 6 threads 1`.
 //!
 //! Redis 7.0 has no float configs, so the threshold is a string config that
 //! validates its value on every set (a bad value fails `CONFIG SET` and a bad
@@ -19,10 +19,12 @@ pub const DEFAULT_THRESHOLD_STR: &str = "0.25";
 pub const DEFAULT_MAX_TOGGLE_BITS: i64 = 8;
 /// Upper bound of the toggle cap itself (2^16 probes per frame is already slow).
 pub const MAX_TOGGLE_BITS_LIMIT: i64 = 16;
-/// `auscout.lookup-threads`: threads one lookup may spread its probes and
-/// verifications over (the main thread waits for them; 1 = main thread only).
-pub const DEFAULT_LOOKUP_THREADS: i64 = 2;
-pub const LOOKUP_THREADS_LIMIT: i64 = auscout_core::matcher::pool::MAX_THREADS as i64;
+/// `auscout.threads`: threads one command may spread its work over — a
+/// lookup its probes and verifications, an add the placing of its postings.
+/// The main thread waits for them, so a command stays atomic; 1 keeps all
+/// work on the main thread.
+pub const DEFAULT_THREADS: i64 = 2;
+pub const THREADS_LIMIT: i64 = auscout_core::pool::MAX_THREADS as i64;
 
 /// An `f64` in [0, 1] stored as its bits so it can be read without a lock.
 pub struct ThresholdConfig(AtomicU64);
@@ -70,6 +72,8 @@ pub struct BoundedConfig {
     name: &'static str,
     min: i64,
     max: i64,
+    /// Tells the engine a new value, if it keeps its own copy.
+    on_set: Option<fn(i64)>,
 }
 
 impl BoundedConfig {
@@ -79,6 +83,7 @@ impl BoundedConfig {
             name,
             min,
             max,
+            on_set: None,
         }
     }
 
@@ -100,6 +105,9 @@ impl ConfigurationValue<i64> for BoundedConfig {
             )));
         }
         self.value.store(val, Ordering::Relaxed);
+        if let Some(f) = self.on_set {
+            f(val);
+        }
         Ok(())
     }
 }
@@ -111,12 +119,15 @@ pub static MAX_TOGGLE_BITS: BoundedConfig = BoundedConfig::new(
     0,
     MAX_TOGGLE_BITS_LIMIT,
 );
-pub static LOOKUP_THREADS: BoundedConfig = BoundedConfig::new(
-    "lookup-threads",
-    DEFAULT_LOOKUP_THREADS,
-    1,
-    LOOKUP_THREADS_LIMIT,
-);
+pub static THREADS: BoundedConfig = BoundedConfig {
+    on_set: Some(engine_threads),
+    ..BoundedConfig::new("threads", DEFAULT_THREADS, 1, THREADS_LIMIT)
+};
+
+/// Inserts read the thread count from the engine (lookups get it per call).
+fn engine_threads(n: i64) {
+    auscout_core::pool::set_insert_threads(usize::try_from(n).unwrap_or(1));
+}
 
 pub fn default_threshold() -> f64 {
     THRESHOLD.value()
@@ -126,6 +137,12 @@ pub fn max_toggle_bits() -> u32 {
     u32::try_from(MAX_TOGGLE_BITS.value()).unwrap_or(0)
 }
 
-pub fn lookup_threads() -> usize {
-    usize::try_from(LOOKUP_THREADS.value()).unwrap_or(1)
+pub fn threads() -> usize {
+    usize::try_from(THREADS.value()).unwrap_or(1)
+}
+
+/// Hands the configs the engine keeps its own copy of to it (at load, before
+/// any `CONFIG SET`).
+pub fn apply_to_engine() {
+    engine_threads(THREADS.value());
 }

@@ -42,6 +42,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     // Short reads while loading an RDB or a RESTORE payload become errors we
     // return, instead of aborting the server.
     ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    config::apply_to_engine();
     Status::Ok
 }
 
@@ -97,7 +98,7 @@ redis_module! {
     configurations: [
         i64: [
             ["max-toggle-bits", &config::MAX_TOGGLE_BITS, config::DEFAULT_MAX_TOGGLE_BITS, 0, config::MAX_TOGGLE_BITS_LIMIT, ConfigurationFlags::DEFAULT, None],
-            ["lookup-threads", &config::LOOKUP_THREADS, config::DEFAULT_LOOKUP_THREADS, 1, config::LOOKUP_THREADS_LIMIT, ConfigurationFlags::DEFAULT, None],
+            ["threads", &config::THREADS, config::DEFAULT_THREADS, 1, config::THREADS_LIMIT, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["default-threshold", &config::THRESHOLD, config::DEFAULT_THRESHOLD_STR, ConfigurationFlags::DEFAULT, None],

@@ -543,7 +543,7 @@ fn configs_are_visible_settable_and_validated() {
         .collect();
     assert_eq!(map["auscout.default-threshold"], "0.25");
     assert_eq!(map["auscout.max-toggle-bits"], "8");
-    assert_eq!(map["auscout.lookup-threads"], "2");
+    assert_eq!(map["auscout.threads"], "2");
     let _: () = cmd("CONFIG")
         .arg("SET")
         .arg("auscout.default-threshold")
@@ -573,10 +573,10 @@ fn configs_are_visible_settable_and_validated() {
     for bad in ["0", "9", "-1"] {
         let r: RedisResult<Value> = cmd("CONFIG")
             .arg("SET")
-            .arg("auscout.lookup-threads")
+            .arg("auscout.threads")
             .arg(bad)
             .query(&mut c);
-        assert!(r.is_err(), "lookup-threads {bad} accepted");
+        assert!(r.is_err(), "threads {bad} accepted");
     }
     let v: Vec<String> = cmd("CONFIG")
         .arg("GET")
@@ -731,7 +731,7 @@ fn an_invalid_config_argument_refuses_to_load() {
         (&["default-threshold", "abc"], false),
         (&["default-threshold", "1.5"], false),
         (&["max-toggle-bits", "99"], false),
-        (&["lookup-threads", "0"], false),
+        (&["threads", "0"], false),
     ];
     for (args, loads) in cases {
         let dir = tempfile::tempdir().unwrap();

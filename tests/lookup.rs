@@ -220,7 +220,7 @@ fn score_is_a_bulk_string_in_resp2_and_a_double_in_resp3() {
 }
 
 #[test]
-fn lookup_threads_change_speed_not_answers() {
+fn threads_change_speed_not_answers() {
     // Long queries are split over the lookup pool (default 2 threads); one
     // thread must give the very same reply, for hits and for misses.
     let s = Server::start();
@@ -237,7 +237,7 @@ fn lookup_threads_change_speed_not_answers() {
     for threads in ["2", "1", "8"] {
         let _: () = cmd("CONFIG")
             .arg("SET")
-            .arg("auscout.lookup-threads")
+            .arg("auscout.threads")
             .arg(threads)
             .query(&mut c)
             .unwrap();

@@ -7,6 +7,7 @@
 
 pub mod index;
 pub mod matcher;
+pub mod pool;
 mod prefetch;
 pub mod wire;
 

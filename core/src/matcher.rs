@@ -19,7 +19,6 @@
 //! however it likes.
 
 mod chance;
-pub mod pool;
 mod verify;
 mod vote;
 
@@ -42,7 +41,7 @@ pub struct LookupParams {
     /// Toggle masks with more set bits than this are an error.
     pub max_toggle_bits: u32,
     /// Threads one lookup may use (probes and verification are split among
-    /// them on the [`pool`]); 1 runs it all on the calling thread.
+    /// them on the [`crate::pool`]); 1 runs it all on the calling thread.
     pub threads: usize,
 }
 
@@ -184,7 +183,7 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     let wanted = VERIFIED_CANDIDATES
         .max(by_cost.min(MAX_VERIFIED))
         .max(params.limit.min(256));
-    let threads = params.threads.clamp(1, pool::MAX_THREADS);
+    let threads = params.threads.clamp(1, crate::pool::MAX_THREADS);
     let candidates = vote::best_candidates(src, query, toggles, wanted, threads);
     let prepared = verify::Query::new(query);
     // Each candidate reads about 4 bytes per query frame of its track, a
@@ -212,7 +211,7 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     let mut out: Vec<Verdict> = if parallel {
         let per = candidates.len().div_ceil(threads);
         let groups: Vec<&[vote::Candidate]> = candidates.chunks(per).collect();
-        pool::map(&groups, |g| g.iter().filter_map(check).collect::<Vec<_>>())
+        crate::pool::map(&groups, |g| g.iter().filter_map(check).collect::<Vec<_>>())
             .into_iter()
             .flatten()
             .collect()

@@ -121,6 +121,16 @@ impl Partition {
     }
 }
 
+/// A partition rewritten by a merge, not yet in place.
+#[derive(Debug, Default)]
+struct Merged {
+    part: Option<Partition>,
+    /// Dead postings it no longer holds.
+    dropped: u64,
+    /// Work done (postings rewritten plus the directory walk).
+    cost: u64,
+}
+
 /// Refs whose tracks are gone: sorted disjoint ranges, and a coarse bitmap
 /// (one bit per 2^12 refs) that answers "alive" for most refs in O(1).
 #[derive(Debug, Clone, Default)]
@@ -225,29 +235,26 @@ impl Postings {
     }
 
     #[inline]
-    fn part_of(&self, m: u32) -> usize {
-        let part_bits = self.addr_bits - self.dir_bits;
-        if part_bits == 0 {
-            0
-        } else {
-            (m >> (32 - part_bits)) as usize
+    fn geom(&self) -> Geom {
+        Geom {
+            addr_bits: self.addr_bits,
+            dir_bits: self.dir_bits,
         }
+    }
+
+    #[inline]
+    fn part_of(&self, m: u32) -> usize {
+        self.geom().part_of(m)
     }
 
     #[inline]
     fn bucket_of(&self, m: u32) -> usize {
-        if self.dir_bits == 0 {
-            0
-        } else {
-            ((m >> (32 - self.addr_bits)) & ((1 << self.dir_bits) - 1)) as usize
-        }
+        self.geom().bucket_of(m)
     }
 
-    /// The delta flag of `m` within its directory entry.
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        1u64 << (DELTA_FLAGS_AT
-            + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+        self.geom().flag_of(m)
     }
 
     /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
@@ -256,8 +263,7 @@ impl Postings {
     /// directory flag), so the work is organised for the CPU to overlap
     /// those cache misses: postings are grouped by partition (a counting
     /// sort), every delta table is grown once up front, then chunk by chunk
-    /// the target lines are first touched (independent loads) and only then
-    /// written.
+    /// the target lines are first prefetched and only then written.
     pub(super) fn add(&mut self, entries: &[u64]) {
         let np = self.parts.len();
         let mut at = vec![0usize; np + 1];
@@ -312,32 +318,21 @@ impl Postings {
                 pending.extend_from_slice(group);
             }
         }
-        let grouped = pending;
-        let mut touched = 0u64;
-        for chunk in grouped.chunks(1024) {
-            for &e in chunk {
-                let m = (e >> 32) as u32;
-                if let Some(part) = self.parts.get(self.part_of(m)) {
-                    touched ^= part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
-                    touched ^= part
-                        .delta
-                        .get(m as usize & part.delta.len().wrapping_sub(1))
-                        .copied()
-                        .unwrap_or(0);
-                }
-            }
-            for &e in chunk {
-                let m = (e >> 32) as u32;
-                let (p, b, flag) = (self.part_of(m), self.bucket_of(m), self.flag_of(m));
-                if let Some(part) = self.parts.get_mut(p) {
-                    place(&mut part.delta, e);
-                    if let Some(d) = part.dir.get_mut(b) {
-                        *d |= flag;
-                    }
-                }
-            }
+        // `pending` is grouped by ascending partition: with a second thread,
+        // each half of the partitions takes its own postings.
+        let geom = self.geom();
+        let mid = self.parts.len() / 2;
+        let split = pending.partition_point(|&e| geom.part_of((e >> 32) as u32) < mid);
+        if crate::pool::insert_threads() > 1 && pending.len() >= PARALLEL_PLACE && mid > 0 {
+            let (low, high) = self.parts.split_at_mut(mid);
+            let (first, second) = pending.split_at(split);
+            crate::pool::join(
+                || place_postings(geom, low, 0, first),
+                || place_postings(geom, high, mid, second),
+            );
+        } else {
+            place_postings(geom, &mut self.parts, 0, &pending);
         }
-        std::hint::black_box(touched);
         self.stored += entries.len() as u64;
     }
 
@@ -357,8 +352,24 @@ impl Postings {
         // carry more credit than that (a long quiet stretch must not buy a pause).
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
+        let pair = crate::pool::insert_threads() > 1;
         while self.credit > 0 && !self.parts.is_empty() {
-            let cost = self.merge(self.cursor, &[]);
+            // With a second thread, the next two partitions are rewritten at
+            // once (each merge only reads the index besides its partition).
+            let next = self.cursor + 1;
+            let cost = if pair && next < self.parts.len() {
+                let (mut a, mut b) = (None, None);
+                let this = &*self;
+                crate::pool::join(
+                    || a = Some(this.merged(this.cursor, &[])),
+                    || b = Some(this.merged(next, &[])),
+                );
+                let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+                self.cursor = next;
+                self.install(next - 1, a) + self.install(next, b)
+            } else {
+                self.merge(self.cursor, &[])
+            };
             self.credit = self.credit.saturating_sub(cost);
             self.cursor += 1;
             if self.cursor >= self.parts.len() {
@@ -377,14 +388,36 @@ impl Postings {
     /// Rewrites partition `p`'s run with its delta merged in and dead refs
     /// dropped. Returns the work done.
     fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
+        let m = self.merged(p, extra);
+        self.install(p, m)
+    }
+
+    /// Puts a merge's result in place; returns its work.
+    fn install(&mut self, p: usize, m: Merged) -> u64 {
+        if let Some(new) = m.part {
+            if let Some(slot) = self.parts.get_mut(p) {
+                *slot = new;
+            }
+            self.stored -= m.dropped;
+            self.dead -= m.dropped.min(self.dead);
+        }
+        m.cost
+    }
+
+    /// Partition `p` rewritten with its delta and `extra` merged in and dead
+    /// refs dropped (`part: None` when there is nothing to rewrite).
+    fn merged(&self, p: usize, extra: &[u64]) -> Merged {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
-            return 0;
+            return Merged::default();
         };
         let run_len = part.refs.len();
         if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
-            return 64;
+            return Merged {
+                cost: 64,
+                ..Merged::default()
+            };
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
         fresh.extend_from_slice(extra);
@@ -440,12 +473,11 @@ impl Postings {
                 delta_len: 0,
             }
         };
-        if let Some(slot) = self.parts.get_mut(p) {
-            *slot = new;
+        Merged {
+            part: Some(new),
+            dropped,
+            cost,
         }
-        self.stored -= dropped;
-        self.dead -= dropped.min(self.dead);
-        cost
     }
 
     /// Appends `(i, r, exact)` to `out` for every stored posting that may
@@ -744,6 +776,75 @@ impl Postings {
 /// The probe indexes ordered by the top 12 bits of their scrambled hash
 /// (a counting sort), and the scrambled hashes in that order: neighbouring
 /// probes then touch neighbouring memory (fewer TLB and cache misses).
+/// The address arithmetic of one geometry (2^`addr_bits` buckets, 2^`dir_bits`
+/// per partition), apart from `Postings` so threads placing postings in
+/// disjoint partitions can share it.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    addr_bits: u32,
+    dir_bits: u32,
+}
+
+impl Geom {
+    #[inline]
+    fn part_of(self, m: u32) -> usize {
+        let part_bits = self.addr_bits - self.dir_bits;
+        if part_bits == 0 {
+            0
+        } else {
+            (m >> (32 - part_bits)) as usize
+        }
+    }
+
+    #[inline]
+    fn bucket_of(self, m: u32) -> usize {
+        if self.dir_bits == 0 {
+            0
+        } else {
+            ((m >> (32 - self.addr_bits)) & ((1 << self.dir_bits) - 1)) as usize
+        }
+    }
+
+    /// The delta flag of `m` within its directory entry.
+    #[inline]
+    fn flag_of(self, m: u32) -> u64 {
+        1u64 << (DELTA_FLAGS_AT
+            + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+    }
+}
+
+/// Below this many postings an insert places them on the calling thread
+/// (waking a pool thread costs tens of microseconds).
+const PARALLEL_PLACE: usize = 4096;
+
+/// Puts `entries` (grouped by partition, all within `parts`, whose first is
+/// partition `first`) into their deltas and sets their directory flags. The
+/// deltas have room already. Each posting lands on two random lines (delta
+/// slot, directory entry), so a chunk's lines are prefetched before any is
+/// written.
+fn place_postings(geom: Geom, parts: &mut [Partition], first: usize, entries: &[u64]) {
+    let local = |m: u32| geom.part_of(m).wrapping_sub(first);
+    for chunk in entries.chunks(64) {
+        for &e in chunk {
+            let m = (e >> 32) as u32;
+            if let Some(part) = parts.get(local(m)) {
+                prefetch(part.dir.as_ptr().wrapping_add(geom.bucket_of(m)));
+                let at = m as usize & part.delta.len().wrapping_sub(1);
+                prefetch(part.delta.as_ptr().wrapping_add(at));
+            }
+        }
+        for &e in chunk {
+            let m = (e >> 32) as u32;
+            if let Some(part) = parts.get_mut(local(m)) {
+                place(&mut part.delta, e);
+                if let Some(d) = part.dir.get_mut(geom.bucket_of(m)) {
+                    *d |= geom.flag_of(m);
+                }
+            }
+        }
+    }
+}
+
 /// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
 #[inline]
 fn load8(bytes: &[u8], k: usize) -> u64 {

@@ -603,3 +603,51 @@ fn alternating_hashes_stay_fast_and_exact() {
     assert_eq!(n, 200_000 + 300 * 300);
     assert_eq!(ix.stats().longest_posting, 200_000 + 300 * 300);
 }
+
+/// Inserts big enough to place their postings on two threads leave the same
+/// index (checked invariants, exact probes) as the bulk load of the same
+/// tracks. The thread setting is process-wide; whatever other tests do with
+/// it, the answer must not change.
+#[test]
+fn inserts_placed_on_two_threads_equal_a_bulk_load() {
+    crate::pool::set_insert_threads(2);
+    let mut rng = Rng(41);
+    let tracks: Vec<Vec<u32>> = (0..60).map(|_| random_track(&mut rng, 9000)).collect();
+    let mut two = Index::new();
+    let mut model = BTreeMap::new();
+    for h in &tracks {
+        let Ok(id) = two.insert(None, b"", h) else {
+            panic!("insert failed")
+        };
+        model.insert(id, h.clone());
+    }
+    // Deltas hold postings placed by both threads: check them before any
+    // rebuild hides them.
+    two.check();
+    assert_probes_match(&two, &model, &mut rng);
+    let bulk = Index::from_tracks(1, tracks.iter().map(|h| (None, &b""[..], &h[..])));
+    let Ok(bulk) = bulk else {
+        panic!("bulk load failed")
+    };
+    let probes: Vec<u32> = tracks
+        .iter()
+        .flat_map(|h| h.iter().step_by(7).copied())
+        .collect();
+    assert_eq!(probe_all(&bulk, &probes), probe_all(&two, &probes));
+    // Removals leave dead postings that paired merges must purge exactly.
+    let ids: Vec<TrackId> = model.keys().copied().step_by(3).collect();
+    for id in ids {
+        assert!(two.remove(id).is_ok());
+        model.remove(&id);
+    }
+    for _ in 0..10 {
+        let h = random_track(&mut rng, 9000);
+        let Ok(id) = two.insert(None, b"", &h) else {
+            panic!("insert failed")
+        };
+        model.insert(id, h);
+    }
+    two.check();
+    assert_probes_match(&two, &model, &mut rng);
+    crate::pool::set_insert_threads(1);
+}

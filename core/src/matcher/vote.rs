@@ -132,7 +132,7 @@ fn run<S: FrameSource + Sync + ?Sized>(
         let ranges: Vec<std::ops::Range<usize>> = (0..parts)
             .map(|p| (p * len).min(query.len())..((p + 1) * len).min(query.len()))
             .collect();
-        let lists = super::pool::map(&ranges, |range| {
+        let lists = crate::pool::map(&ranges, |range| {
             with_scratch(|local| {
                 let mut all = Vec::new();
                 for batch in batches(range.clone()) {
