@@ -19,8 +19,8 @@ pub const MIN_SAMPLE_RATE: u32 = 6000;
 pub const MAX_TOGGLE_BITS: u32 = 8;
 /// Default probe budget of a query: frames × 2^toggle bits. It is what a
 /// 1,000-frame (10.7 s) query with 4 toggle bits costs the server, so shorter
-/// queries get more bits (a 1 s clip 7, a 2 s clip 6) at no more than that
-/// cost: few frames are exactly when every frame's chance of landing within
+/// queries get more bits (a 1 s clip 8, a 2 or 3 s clip 6, a 5 s clip 5) at
+/// no more than that cost: few frames are exactly when every frame's chance of landing within
 /// its toggles of the stored hash matters most (noisy 1–2 s clips).
 pub const DEFAULT_PROBE_BUDGET: u64 = 16_000;
 
@@ -487,12 +487,12 @@ mod tests {
 
     #[test]
     fn budget_gives_short_queries_more_toggle_bits() {
-        // 1, 2, 3, 5 and 10 s queries at 6000 Hz.
-        let bits: Vec<u32> = [91, 185, 279, 466, 935]
+        // Clips of 1, 2, 3, 5 and 10 s at 6000 Hz: (6000·s − 2048) / 64 − 1 hashes.
+        let bits: Vec<u32> = [60, 154, 248, 435, 903]
             .iter()
             .map(|&n| budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET))
             .collect();
-        assert_eq!(bits, [7, 6, 5, 5, 4]);
+        assert_eq!(bits, [8, 6, 6, 5, 4]);
         // The budget is never exceeded unless the floor demands it.
         for n in 1..3000usize {
             let b = budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET);

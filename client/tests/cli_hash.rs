@@ -65,7 +65,7 @@ fn toggles_nsecs_and_sr_options() {
 
     let none = &hash_json(&["-g", "0", "--probe-budget", "0", &p])[0];
     assert!(u32s(&none["toggles"]).iter().all(|&t| t == 0));
-    // 5 s, ~465 hashes: the default budget (16,000 probes) allows 5 bits,
+    // 5 s, ~435 hashes: the default budget (16,000 probes) allows 5 bits,
     // whatever smaller -g asks for; a budget of 1,000 only the -g floor.
     for args in [&["-g", "0"][..], &[]] {
         let mut args = args.to_vec();
