@@ -5,6 +5,7 @@
 //!     cargo bench -p auscout --bench server                  # 2,000 tracks x 20,000 frames (40M)
 //!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout --bench server   # a quick 4M-frame run
 //!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout --bench server # more lookups of each kind (default 300)
+//!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout --bench server    # adds on one thread (default: auscout.threads 2)
 //!
 //! Server time comes from SLOWLOG (threshold 0 while measuring): the time Redis
 //! spent inside the command, without network or client overhead.
@@ -108,6 +109,8 @@ fn start(port: u16) -> (Server, redis::Client) {
         .arg(&dir)
         .arg("--loadmodule")
         .arg(&module)
+        // `auscout.threads` for the adds (lookups are measured at 1 and 2).
+        .args(["threads", &std::env::var("AUSCOUT_BENCH_THREADS").unwrap_or("2".into())])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server on PATH");

@@ -186,12 +186,6 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     let threads = params.threads.clamp(1, crate::pool::MAX_THREADS);
     let candidates = vote::best_candidates(src, query, toggles, wanted, threads);
     let prepared = verify::Query::new(query);
-    // Each candidate reads about 4 bytes per query frame of its track, a
-    // stretch anywhere in memory: fetch all of them at once rather than
-    // one candidate's misses after another's.
-    for cand in &candidates {
-        verify::prefetch_span(src.hashes(cand.slot), query.len(), cand.anchor_offset);
-    }
     let check = |cand: &vote::Candidate| {
         let hashes = src.hashes(cand.slot);
         let v = verify::verify(&prepared, hashes, cand.anchor_frame, cand.anchor_offset)?;
@@ -208,15 +202,28 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     // Splitting pays only when there is enough to verify (waking a pool
     // thread costs tens of microseconds).
     let parallel = threads > 1 && query.len() * candidates.len() >= 16 * 1024;
+    // Each candidate reads about 4 bytes per query frame of its track, a
+    // stretch anywhere in memory: the thread verifying a candidate first
+    // prefetches the next one's stretch, so its misses overlap the compare.
+    let verify_all = |group: &[vote::Candidate]| {
+        let mut out = Vec::with_capacity(group.len());
+        for (k, cand) in group.iter().enumerate() {
+            if let Some(next) = group.get(k + 1) {
+                verify::prefetch_span(src.hashes(next.slot), query.len(), next.anchor_offset);
+            }
+            out.extend(check(cand));
+        }
+        out
+    };
     let mut out: Vec<Verdict> = if parallel {
         let per = candidates.len().div_ceil(threads);
         let groups: Vec<&[vote::Candidate]> = candidates.chunks(per).collect();
-        crate::pool::map(&groups, |g| g.iter().filter_map(check).collect::<Vec<_>>())
+        crate::pool::map(&groups, |g| verify_all(g))
             .into_iter()
             .flatten()
             .collect()
     } else {
-        candidates.iter().filter_map(check).collect()
+        verify_all(&candidates)
     };
     out.sort_by(|a, b| {
         b.score

@@ -11,8 +11,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-
 /// More threads than this never help a lookup of a few thousand probes.
 pub const MAX_THREADS: usize = 8;
 
@@ -43,13 +41,18 @@ pub(crate) fn insert_threads() -> usize {
     INSERT_THREADS.load(Ordering::Relaxed)
 }
 
-/// Runs `a` and `b` at once on the pool (one after the other when the pool
-/// cannot be created).
+/// Runs `a` on the calling thread while a pool thread runs `b` (one after
+/// the other when the pool cannot be created).
+///
+/// The caller works too instead of handing everything over and sleeping:
+/// that saves a thread hand-off per call, which matters for commands of a
+/// millisecond.
 pub(crate) fn join<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
     match pool() {
-        Some(p) => {
-            p.install(|| rayon::join(a, b));
-        }
+        Some(p) => p.in_place_scope(|s| {
+            s.spawn(|_| b());
+            a();
+        }),
         None => {
             a();
             b();
@@ -57,11 +60,24 @@ pub(crate) fn join<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
     }
 }
 
-/// `f` over `items` on the pool, results in order; on the calling thread
-/// when the pool cannot be created.
+/// `f` over `items`, results in order: the first item on the calling thread,
+/// the others on the pool (all on the calling thread when the pool cannot be
+/// created).
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    match pool() {
-        Some(p) => p.install(|| items.par_iter().map(&f).collect()),
-        None => items.iter().map(f).collect(),
-    }
+    let Some(p) = pool() else {
+        return items.iter().map(f).collect();
+    };
+    let mut out: Vec<Option<R>> = items.iter().map(|_| None).collect();
+    let f = &f;
+    p.in_place_scope(|s| {
+        let mut slots = out.iter_mut().zip(items);
+        let first = slots.next();
+        for (slot, item) in slots {
+            s.spawn(move |_| *slot = Some(f(item)));
+        }
+        if let Some((slot, item)) = first {
+            *slot = Some(f(item));
+        }
+    });
+    out.into_iter().flatten().collect()
 }
