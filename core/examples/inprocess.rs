@@ -28,7 +28,11 @@ impl Rng {
 
 fn median(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
-    let at = |p: f64| v.get(((v.len() - 1) as f64 * p) as usize).copied().unwrap_or(f64::NAN);
+    let at = |p: f64| {
+        v.get(((v.len() - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     (at(0.5), at(0.99))
 }
 
@@ -91,7 +95,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ix.remove(id)?;
         }
         let (med, p99) = median(times);
-        println!("insert of 20,000 frames, {threads} thread(s): median {med:.3} ms, p99 {p99:.3} ms");
+        println!(
+            "insert of 20,000 frames, {threads} thread(s): median {med:.3} ms, p99 {p99:.3} ms"
+        );
     }
     Ok(())
 }
