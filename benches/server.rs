@@ -19,44 +19,14 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-const FRAMES: usize = 20_000;
-const QUERY_FRAMES: usize = 1_000;
-const TOGGLE_BITS: u32 = 4;
 const TIMED_ADDS: usize = 100;
 
-/// xorshift64*: reproducible data without a rand dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn u32(&mut self) -> u32 {
-        (self.next() >> 32) as u32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// A mask with `bits` distinct random bits set.
-fn random_mask(rng: &mut Rng, bits: u32) -> u32 {
-    let mut m = 0u32;
-    while m.count_ones() < bits {
-        m |= 1 << rng.below(32);
-    }
-    m
-}
+#[path = "common/workload.rs"]
+mod workload;
+use workload::{matching_query, random_query, track, Rng, FRAMES, QUERY_FRAMES, TOGGLE_BITS};
 
 fn be(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_be_bytes()).collect()
-}
-
-fn track(seed: u64) -> Vec<u32> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    (0..FRAMES).map(|_| rng.u32()).collect()
 }
 
 struct Server {
@@ -110,7 +80,10 @@ fn start(port: u16) -> (Server, redis::Client) {
         .arg("--loadmodule")
         .arg(&module)
         // `auscout.threads` for the adds (lookups are measured at 1 and 2).
-        .args(["threads", &std::env::var("AUSCOUT_BENCH_THREADS").unwrap_or("2".into())])
+        .args([
+            "threads",
+            &std::env::var("AUSCOUT_BENCH_THREADS").unwrap_or("2".into()),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server on PATH");
@@ -239,25 +212,7 @@ fn lookups_with(c: &mut Connection, tracks: usize, lookups: usize, threads: u32)
     let mut found = 0usize;
     slowlog(c, true);
     for _ in 0..lookups {
-        let t = rng.below(tracks);
-        let start = rng.below(FRAMES - QUERY_FRAMES);
-        let stored = track(t as u64);
-        let mut q = stored[start..start + QUERY_FRAMES].to_vec();
-        let mut toggles = Vec::with_capacity(QUERY_FRAMES);
-        for h in q.iter_mut() {
-            let m = random_mask(&mut rng, TOGGLE_BITS);
-            if rng.below(10) < 3 {
-                // flip two of the toggled bits
-                let mut flips = 0;
-                for b in 0..32 {
-                    if m & (1 << b) != 0 && flips < 2 {
-                        *h ^= 1 << b;
-                        flips += 1;
-                    }
-                }
-            }
-            toggles.push(m);
-        }
+        let (t, start, q, toggles) = matching_query(&mut rng, tracks);
         let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
             .arg("bench")
             .arg(be(&q))
@@ -274,10 +229,7 @@ fn lookups_with(c: &mut Connection, tracks: usize, lookups: usize, threads: u32)
     let mut matching = slowlog_durations(c, "auscout.lookup");
     let mut false_hits = 0usize;
     for _ in 0..lookups {
-        let q: Vec<u32> = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
-        let toggles: Vec<u32> = (0..QUERY_FRAMES)
-            .map(|_| random_mask(&mut rng, TOGGLE_BITS))
-            .collect();
+        let (q, toggles) = random_query(&mut rng);
         let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
             .arg("bench")
             .arg(be(&q))

@@ -31,40 +31,12 @@ use std::time::{Duration, Instant};
 
 use auscoutclient::store::{Access, Endpoint, LookupOptions, Store};
 
-const FRAMES: usize = 20_000;
-const QUERY_FRAMES: usize = 1_000;
-const TOGGLE_BITS: u32 = 4;
 const MASTERS: u16 = 3;
 
-/// xorshift64*, as in `benches/server.rs`: the same tracks and queries.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn u32(&mut self) -> u32 {
-        (self.next() >> 32) as u32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn random_mask(rng: &mut Rng, bits: u32) -> u32 {
-    let mut m = 0u32;
-    while m.count_ones() < bits {
-        m |= 1 << rng.below(32);
-    }
-    m
-}
-
-fn track(seed: u64) -> Vec<u32> {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    (0..FRAMES).map(|_| rng.u32()).collect()
-}
+// The same tracks and queries as `benches/server.rs`.
+#[path = "../../benches/common/workload.rs"]
+mod workload;
+use workload::{matching_query, random_query, track, Rng, FRAMES, QUERY_FRAMES, TOGGLE_BITS};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -409,35 +381,11 @@ fn run(kind: &str, shards: u32, tracks: usize, lookups: usize, port: u16) -> Vec
     let mut truth = Vec::new();
     let mut matching = Vec::new();
     for _ in 0..lookups {
-        let t = rng.below(tracks);
-        let start = rng.below(FRAMES - QUERY_FRAMES);
-        let mut q = track(t as u64)[start..start + QUERY_FRAMES].to_vec();
-        let mut toggles = Vec::with_capacity(QUERY_FRAMES);
-        for h in q.iter_mut() {
-            let m = random_mask(&mut rng, TOGGLE_BITS);
-            if rng.below(10) < 3 {
-                let mut flips = 0;
-                for b in 0..32 {
-                    if m & (1 << b) != 0 && flips < 2 {
-                        *h ^= 1 << b;
-                        flips += 1;
-                    }
-                }
-            }
-            toggles.push(m);
-        }
+        let (t, start, q, toggles) = matching_query(&mut rng, tracks);
         matching.push((q, toggles));
         truth.push((ids[t].load(Ordering::Relaxed) as u64, start as i64));
     }
-    let random: Vec<(Vec<u32>, Vec<u32>)> = (0..lookups)
-        .map(|_| {
-            let q = (0..QUERY_FRAMES).map(|_| rng.u32()).collect();
-            let t = (0..QUERY_FRAMES)
-                .map(|_| random_mask(&mut rng, TOGGLE_BITS))
-                .collect();
-            (q, t)
-        })
-        .collect();
+    let random: Vec<(Vec<u32>, Vec<u32>)> = (0..lookups).map(|_| random_query(&mut rng)).collect();
     let (hit, found) = time_lookups(&store, &nodes, &matching, |i, m| {
         m.first().is_some_and(|m| (m.id, m.position) == truth[i])
     });
