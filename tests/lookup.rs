@@ -221,7 +221,7 @@ fn score_is_a_bulk_string_in_resp2_and_a_double_in_resp3() {
 
 #[test]
 fn threads_change_speed_not_answers() {
-    // Long queries are split over the lookup pool (default 2 threads); one
+    // Long queries are split over the engine pool (default 2 threads); one
     // thread must give the very same reply, for hits and for misses.
     let s = Server::start();
     let mut c = s.conn();

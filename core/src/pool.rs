@@ -22,7 +22,7 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
             .min(MAX_THREADS);
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
-            .thread_name(|i| format!("auscout-lookup-{i}"))
+            .thread_name(|i| format!("auscout-pool-{i}"))
             .build()
             .ok()
     })

@@ -67,9 +67,9 @@ impl Hasher for FoldHasher {
 
 type BinMap = HashMap<u64, Bin, BuildHasherDefault<FoldHasher>>;
 
+/// One thread's buffers for collecting hits.
 #[derive(Default)]
 struct Scratch {
-    bins: BinMap,
     probes: Vec<u32>,
     /// The query frame of each probe.
     frame_of: Vec<u32>,
@@ -78,8 +78,43 @@ struct Scratch {
 }
 
 thread_local! {
-    // Reused across lookups on one thread: no allocation per lookup once warm.
+    // Reused across lookups on one thread: no allocation per lookup once
+    // warm. Bins and hit buffers apart, so the thread counting votes can
+    // also collect hits when a lookup is split over the pool.
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static BINS: RefCell<BinMap> = RefCell::new(BinMap::default());
+}
+
+/// Runs `f` with this thread's hit buffers (fresh ones if they are in use,
+/// which only a `FrameSource` re-entering lookup from its callback causes).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let out = f(&mut scratch);
+            if scratch.hits.capacity() > KEEP_SCRATCH_ENTRIES
+                || scratch.probes.capacity() > KEEP_SCRATCH_ENTRIES
+            {
+                *scratch = Scratch::default();
+            }
+            out
+        }
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// Runs `f` with this thread's bin map, emptied (a fresh one if it is in use).
+fn with_bins<R>(f: impl FnOnce(&mut BinMap) -> R) -> R {
+    BINS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bins) => {
+            bins.clear();
+            let out = f(&mut bins);
+            if bins.capacity() > KEEP_SCRATCH_ENTRIES {
+                *bins = BinMap::default();
+            }
+            out
+        }
+        Err(_) => f(&mut BinMap::default()),
+    })
 }
 
 fn key(slot: u32, bin: i64) -> u64 {
@@ -89,7 +124,7 @@ fn key(slot: u32, bin: i64) -> u64 {
 
 /// The `k` strongest candidates, strongest first. With `threads > 1` the
 /// query frames are split into that many stretches whose probes run on the
-/// lookup pool at once.
+/// engine pool at once.
 pub(super) fn best_candidates<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
@@ -97,20 +132,7 @@ pub(super) fn best_candidates<S: FrameSource + Sync + ?Sized>(
     k: usize,
     threads: usize,
 ) -> Vec<Candidate> {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => {
-            let out = run(src, query, toggles, k, threads, &mut scratch);
-            if scratch.bins.capacity() > KEEP_SCRATCH_ENTRIES
-                || scratch.hits.capacity() > KEEP_SCRATCH_ENTRIES
-                || scratch.probes.capacity() > KEEP_SCRATCH_ENTRIES
-            {
-                *scratch = Scratch::default();
-            }
-            out
-        }
-        // Only reachable if a FrameSource re-entered lookup from its callback.
-        Err(_) => run(src, query, toggles, k, threads, &mut Scratch::default()),
-    })
+    with_bins(|bins| run(src, query, toggles, k, threads, bins))
 }
 
 fn run<S: FrameSource + Sync + ?Sized>(
@@ -119,9 +141,8 @@ fn run<S: FrameSource + Sync + ?Sized>(
     toggles: &[u32],
     k: usize,
     threads: usize,
-    s: &mut Scratch,
+    bins: &mut BinMap,
 ) -> Vec<Candidate> {
-    s.bins.clear();
     let probes: usize = toggles.iter().map(|t| 1usize << t.count_ones()).sum();
     let parts = threads.min(probes / MIN_PROBES_PER_THREAD).max(1);
     if parts > 1 {
@@ -143,23 +164,17 @@ fn run<S: FrameSource + Sync + ?Sized>(
             })
         });
         for hits in &lists {
-            count_votes(&mut s.bins, hits);
+            count_votes(bins, hits);
         }
     } else {
-        for batch in batches(0..query.len()) {
-            collect_hits(src, query, toggles, batch, s);
-            count_votes(&mut s.bins, &s.hits);
-        }
+        with_scratch(|s| {
+            for batch in batches(0..query.len()) {
+                collect_hits(src, query, toggles, batch, s);
+                count_votes(bins, &s.hits);
+            }
+        });
     }
-    rank(&s.bins, k)
-}
-
-/// Runs `f` with this thread's scratch (a fresh one if it is in use).
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => f(&mut scratch),
-        Err(_) => f(&mut Scratch::default()),
-    })
+    rank(bins, k)
 }
 
 /// `frames` cut into consecutive batches of [`FRAMES_PER_BATCH`].
@@ -175,8 +190,8 @@ fn batches(frames: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Ran
 const MIN_PROBES_PER_THREAD: usize = 2048;
 
 /// Query frames probed together. The index sorts and prefetches one batch,
-/// so a batch of ~1,000 probes overlaps its cache misses where a frame's 16
-/// alone could not; batches keep the hit list small even when a hash is
+/// so a batch of ~4,000 probes (at 4 toggle bits) overlaps its cache misses
+/// where a frame's 16 alone could not; batches keep the hit list small even when a hash is
 /// shared by thousands of tracks.
 const FRAMES_PER_BATCH: usize = 256;
 
