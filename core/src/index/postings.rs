@@ -322,8 +322,8 @@ impl Postings {
         // each half of the partitions takes its own postings.
         let geom = self.geom();
         let mid = self.parts.len() / 2;
-        let split = pending.partition_point(|&e| geom.part_of((e >> 32) as u32) < mid);
         if crate::pool::insert_threads() > 1 && pending.len() >= PARALLEL_PLACE && mid > 0 {
+            let split = pending.partition_point(|&e| geom.part_of((e >> 32) as u32) < mid);
             let (low, high) = self.parts.split_at_mut(mid);
             let (first, second) = pending.split_at(split);
             crate::pool::join(
@@ -358,15 +358,13 @@ impl Postings {
             // once (each merge only reads the index besides its partition).
             let next = self.cursor + 1;
             let cost = if pair && next < self.parts.len() {
-                let (mut a, mut b) = (None, None);
                 let this = &*self;
-                crate::pool::join(
-                    || a = Some(this.merged(this.cursor, &[])),
-                    || b = Some(this.merged(next, &[])),
-                );
-                let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+                let merged = crate::pool::map(&[self.cursor, next], |&p| this.merged(p, &[]));
                 self.cursor = next;
-                self.install(next - 1, a) + self.install(next, b)
+                (next - 1..)
+                    .zip(merged)
+                    .map(|(p, m)| self.install(p, m))
+                    .sum()
             } else {
                 self.merge(self.cursor, &[])
             };
@@ -526,7 +524,7 @@ impl Postings {
                 };
                 let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
                 // Branch-free: an absent nibble makes the span empty.
-                let in_run = u32::from(lo & run_flags(&[m as u8]) != 0);
+                let in_run = u32::from(lo & run_flag(m as u8) != 0);
                 let (lo, hi) = (lo as u32, lo as u32 + (hi as u32 - lo as u32) * in_run);
                 let first = part.fps.as_ptr().wrapping_add(lo as usize);
                 let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
@@ -711,7 +709,7 @@ impl Postings {
                     *rf = r;
                 }
                 if let Some(e) = part.dir.get_mut(g & (nb - 1)) {
-                    *e |= run_flags(&[m as u8]);
+                    *e |= run_flag(m as u8);
                 }
             }
         });
@@ -773,9 +771,6 @@ impl Postings {
     }
 }
 
-/// The probe indexes ordered by the top 12 bits of their scrambled hash
-/// (a counting sort), and the scrambled hashes in that order: neighbouring
-/// probes then touch neighbouring memory (fewer TLB and cache misses).
 /// The address arithmetic of one geometry (2^`addr_bits` buckets, 2^`dir_bits`
 /// per partition), apart from `Postings` so threads placing postings in
 /// disjoint partitions can share it.
@@ -884,14 +879,21 @@ fn first_bytes(n: usize) -> u64 {
     }
 }
 
-/// The run flags (directory entry bits 32..48) of a bucket holding `fps`.
+/// The run flag (directory entry bits 32..48) of fingerprint `fp`: one per
+/// value of its low 4 bits.
 #[inline]
-fn run_flags(fps: &[u8]) -> u64 {
-    fps.iter().fold(0u64, |acc, &f| {
-        acc | 1u64 << (RUN_FLAGS_AT + u32::from(f & 15))
-    })
+fn run_flag(fp: u8) -> u64 {
+    1u64 << (RUN_FLAGS_AT + u32::from(fp & 15))
 }
 
+/// The run flags of a bucket holding `fps`.
+fn run_flags(fps: &[u8]) -> u64 {
+    fps.iter().fold(0, |acc, &f| acc | run_flag(f))
+}
+
+/// The probe indexes ordered by the top 12 bits of their scrambled hash
+/// (a counting sort), and the scrambled hashes in that order: neighbouring
+/// probes then touch neighbouring memory (fewer TLB and cache misses).
 fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
     const BITS: u32 = 12;
     let mut at = vec![0u32; (1 << BITS) + 1];
