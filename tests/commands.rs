@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{info_field, wire, Server};
+use common::{config_get, config_set, info_field, wire, Server};
 use redis::{cmd, Connection, RedisResult, Value};
 
 fn add(c: &mut Connection, key: &str, hashes: &[u32]) -> i64 {
@@ -544,46 +544,19 @@ fn configs_are_visible_settable_and_validated() {
     assert_eq!(map["auscout.default-threshold"], "0.25");
     assert_eq!(map["auscout.max-toggle-bits"], "8");
     assert_eq!(map["auscout.threads"], "2");
-    let _: () = cmd("CONFIG")
-        .arg("SET")
-        .arg("auscout.default-threshold")
-        .arg("0.5")
-        .query(&mut c)
-        .unwrap();
-    let _: () = cmd("CONFIG")
-        .arg("SET")
-        .arg("auscout.max-toggle-bits")
-        .arg("4")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "auscout.default-threshold", "0.5").unwrap();
+    config_set(&mut c, "auscout.max-toggle-bits", "4").unwrap();
     for bad in ["abc", "nan", "1.5", "-1"] {
-        let r: RedisResult<Value> = cmd("CONFIG")
-            .arg("SET")
-            .arg("auscout.default-threshold")
-            .arg(bad)
-            .query(&mut c);
+        let r = config_set(&mut c, "auscout.default-threshold", bad);
         assert!(r.is_err(), "{bad} accepted");
     }
-    let r: RedisResult<Value> = cmd("CONFIG")
-        .arg("SET")
-        .arg("auscout.max-toggle-bits")
-        .arg("64")
-        .query(&mut c);
+    let r = config_set(&mut c, "auscout.max-toggle-bits", "64");
     assert!(r.is_err());
     for bad in ["0", "9", "-1"] {
-        let r: RedisResult<Value> = cmd("CONFIG")
-            .arg("SET")
-            .arg("auscout.threads")
-            .arg(bad)
-            .query(&mut c);
+        let r = config_set(&mut c, "auscout.threads", bad);
         assert!(r.is_err(), "threads {bad} accepted");
     }
-    let v: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("auscout.default-threshold")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(v[1], "0.5");
+    assert_eq!(config_get(&mut c, "auscout.default-threshold"), "0.5");
     // The lowered toggle cap applies to lookups.
     add(&mut c, "idx", &[1, 2]);
     let e = err_of(
@@ -605,18 +578,8 @@ fn configs_can_be_set_as_module_arguments() {
         .module_arg("6")
         .start();
     let mut c = s.conn();
-    let v: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("auscout.default-threshold")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(v[1], "0.4");
-    let v: Vec<String> = cmd("CONFIG")
-        .arg("GET")
-        .arg("auscout.max-toggle-bits")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(v[1], "6");
+    assert_eq!(config_get(&mut c, "auscout.default-threshold"), "0.4");
+    assert_eq!(config_get(&mut c, "auscout.max-toggle-bits"), "6");
 }
 
 #[test]
@@ -655,12 +618,7 @@ fn info_section_counts_indexes_tracks_frames_and_lookups() {
 fn writes_send_keyspace_notifications() {
     let s = Server::start();
     let mut c = s.conn();
-    let _: () = cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("KEA")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "notify-keyspace-events", "KEA").unwrap();
     let mut sub = s.conn();
     let mut pubsub = sub.as_pubsub();
     pubsub.psubscribe("__keyspace@0__:idx").unwrap();

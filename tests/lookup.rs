@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{wire, Server};
+use common::{config_set, wire, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redis::{cmd, Connection, Value};
@@ -161,12 +161,7 @@ fn default_threshold_comes_from_the_config() {
     let score = hits.first().map(|h| h.3).unwrap_or(0.0);
     assert_eq!(hits.first().map(|h| h.1), Some(*id));
     assert!(score < 1.0);
-    let _: () = cmd("CONFIG")
-        .arg("SET")
-        .arg("auscout.default-threshold")
-        .arg("1")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "auscout.default-threshold", "1").unwrap();
     assert!(
         lookup(&mut c, &q, &t, &[]).is_empty(),
         "score {score} is under the new default"
@@ -235,12 +230,7 @@ fn threads_change_speed_not_answers() {
     queries.push((unknown, vec![0b1111; 1500]));
     let mut replies = Vec::new();
     for threads in ["2", "1", "8"] {
-        let _: () = cmd("CONFIG")
-            .arg("SET")
-            .arg("auscout.threads")
-            .arg(threads)
-            .query(&mut c)
-            .unwrap();
+        config_set(&mut c, "auscout.threads", threads).unwrap();
         let all: Vec<Vec<Hit>> = queries
             .iter()
             .map(|(q, t)| lookup(&mut c, q, t, &["0"]))

@@ -264,3 +264,22 @@ pub fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> O
             .map(|v| v.trim().to_owned())
     })
 }
+
+/// `CONFIG SET name value`.
+pub fn config_set(conn: &mut redis::Connection, name: &str, value: &str) -> redis::RedisResult<()> {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(conn)
+}
+
+/// `CONFIG GET name` for one config: its value.
+pub fn config_get(conn: &mut redis::Connection, name: &str) -> String {
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query(conn)
+        .expect("CONFIG GET");
+    v.get(1).cloned().unwrap_or_default()
+}
