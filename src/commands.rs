@@ -179,7 +179,7 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     let toggles = args::toggles(toggles)?;
     let mut params = LookupParams {
         threshold: config::default_threshold(),
-        limit: usize::MAX,
+        limit: None,
         max_toggle_bits: config::max_toggle_bits(),
         threads: config::threads(),
     };
@@ -192,7 +192,7 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
             if n == 0 {
                 return Err(CmdError::Arg("LIMIT must be positive".into()));
             }
-            params.limit = usize::try_from(n).unwrap_or(usize::MAX);
+            params.limit = Some(usize::try_from(n).unwrap_or(usize::MAX));
         } else if first {
             params.threshold = args::threshold(arg)?;
         } else {

@@ -53,9 +53,9 @@ struct Args {
     calibrate: bool,
     score: bool,
     dump: Option<PathBuf>,
-    /// `limit` of the dump's and the calibration's lookups: more than 20
+    /// `limit` of the dump's and the calibration's lookups: more than 50
     /// verifies more candidates (to study candidate selection offline).
-    dump_limit: usize,
+    dump_limit: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -93,7 +93,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-score" => a.score = false,
             "--dump" => a.dump = Some(value()?.into()),
             "--dump-limit" => {
-                a.dump_limit = value()?.parse().map_err(|e| format!("--dump-limit: {e}"))?
+                a.dump_limit = Some(value()?.parse().map_err(|e| format!("--dump-limit: {e}"))?)
             }
             other => return Err(format!("unknown argument {other}")),
         }

@@ -36,8 +36,10 @@ pub struct LookupParams {
     /// client) is the level unrelated audio stays under in ≥ 99% of lookups at
     /// every query length (see `chance.rs`).
     pub threshold: f64,
-    /// At most this many matches are returned.
-    pub limit: usize,
+    /// At most this many matches are returned (`None`: every track over the
+    /// threshold). A limit above the number of candidates verified by
+    /// default also verifies more of them (up to 256) so it can be filled.
+    pub limit: Option<usize>,
     /// Toggle masks with more set bits than this are an error.
     pub max_toggle_bits: u32,
     /// Threads one lookup may use (probes and verification are split among
@@ -49,7 +51,7 @@ impl Default for LookupParams {
     fn default() -> Self {
         LookupParams {
             threshold: 0.25,
-            limit: 20,
+            limit: None,
             max_toggle_bits: 8,
             threads: 1,
         }
@@ -118,7 +120,7 @@ pub fn lookup<S: FrameSource + Sync + ?Sized>(
     // `verdicts` is sorted best first, so the first verdict of a track is its
     // best alignment.
     for v in verdicts {
-        if v.score < params.threshold || out.len() >= params.limit {
+        if v.score < params.threshold || params.limit.is_some_and(|l| out.len() >= l) {
             break;
         }
         if seen.contains(&v.slot) {
@@ -165,10 +167,12 @@ impl Verdict {
 /// position), possibly several per track. [`lookup`] is this plus the
 /// threshold, the limit and one answer per track.
 ///
-/// The best-voted `max(50, min(50,000 / frames, 200), min(limit, 256))`
-/// alignments are verified; the score calibration was measured with that
-/// rule, and a larger `limit` raises the level unrelated audio reaches only
-/// slightly (best of more tries).
+/// The best-voted `max(50, min(50,000 / frames, 200))` alignments are
+/// verified, the rule the score calibration was measured with; a `limit`
+/// above that verifies `min(limit, 256)`, which raises the level unrelated
+/// audio reaches only slightly (best of more tries). No limit is not a
+/// larger one: it verifies the calibrated count (verifying 256 would cost
+/// five times the verification of a 1,000-frame query for nothing).
 pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
@@ -176,13 +180,13 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     params: &LookupParams,
 ) -> Result<Vec<Verdict>, LookupError> {
     validate(query, toggles, params)?;
-    if params.limit == 0 {
+    if params.limit == Some(0) {
         return Ok(Vec::new());
     }
     let by_cost = VERIFY_BUDGET / query.len().max(1);
     let wanted = VERIFIED_CANDIDATES
         .max(by_cost.min(MAX_VERIFIED))
-        .max(params.limit.min(256));
+        .max(params.limit.map_or(0, |l| l.min(256)));
     let threads = params.threads.clamp(1, crate::pool::MAX_THREADS);
     let candidates = vote::best_candidates(src, query, toggles, wanted, threads);
     let prepared = verify::Query::new(query);

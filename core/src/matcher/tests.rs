@@ -339,7 +339,7 @@ fn results_are_one_per_track_best_first_and_limited() {
         &q,
         &t,
         &LookupParams {
-            limit: 1,
+            limit: Some(1),
             ..params()
         },
     )
