@@ -61,6 +61,10 @@ const DIRECT_MERGE: usize = 1024;
 const DELTA_MAX: usize = 4096;
 /// Fixed cost of one merge besides its postings (the directory walk).
 const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
+/// Cost of visiting a partition with nothing to rewrite.
+const NOTHING_TO_MERGE: u64 = 64;
+/// Most merge work planned as one batch (see `Postings::work`).
+const MAX_BATCH_COST: u64 = 1 << 20;
 /// An empty delta slot: ref `u32::MAX` is never handed out.
 const EMPTY: u64 = u64::MAX;
 /// Granularity of the coarse dead-ref bitmap (refs per bit).
@@ -352,29 +356,72 @@ impl Postings {
         // carry more credit than that (a long quiet stretch must not buy a pause).
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
-        let pair = crate::pool::insert_threads() > 1;
+        let threads = crate::pool::insert_threads().min(2);
         while self.credit > 0 && !self.parts.is_empty() {
-            // With a second thread, the next two partitions are rewritten at
-            // once (each merge only reads the index besides its partition).
-            let next = self.cursor + 1;
-            let cost = if pair && next < self.parts.len() {
+            // The partitions from the cursor whose merges spend the credit, up
+            // to the end of the sweep and at most `MAX_BATCH_COST` at once
+            // (their rewritten copies coexist with the originals until
+            // installed). Planned first, so that with a second thread the whole
+            // batch is one hand-off (each merge only reads the index besides
+            // its own partition); waking a pool thread per merge cost more
+            // than the merges on this VM.
+            let budget = self.credit.min(MAX_BATCH_COST);
+            let (mut end, mut planned) = (self.cursor, 0u64);
+            while end < self.parts.len() && planned < budget {
+                planned += self.merge_cost(end);
+                end += 1;
+            }
+            let batch: Vec<usize> = (self.cursor..end).collect();
+            let merged: Vec<Merged> = if threads > 1 && batch.len() > 1 {
+                // Two groups of about equal cost.
+                let mut acc = 0;
+                let half = batch
+                    .iter()
+                    .position(|&p| {
+                        acc += self.merge_cost(p);
+                        2 * acc >= planned
+                    })
+                    .map_or(batch.len(), |k| k + 1)
+                    .min(batch.len() - 1);
                 let this = &*self;
-                let merged = crate::pool::map(&[self.cursor, next], |&p| this.merged(p, &[]));
-                self.cursor = next;
-                (next - 1..)
-                    .zip(merged)
-                    .map(|(p, m)| self.install(p, m))
-                    .sum()
+                let (first, second) = batch.split_at(half);
+                crate::pool::map(&[first, second], |group| {
+                    group
+                        .iter()
+                        .map(|&p| this.merged(p, &[]))
+                        .collect::<Vec<_>>()
+                })
+                .into_iter()
+                .flatten()
+                .collect()
             } else {
-                self.merge(self.cursor, &[])
+                batch.iter().map(|&p| self.merged(p, &[])).collect()
             };
+            let cost: u64 = batch
+                .iter()
+                .zip(merged)
+                .map(|(&p, m)| self.install(p, m))
+                .sum();
             self.credit = self.credit.saturating_sub(cost);
-            self.cursor += 1;
+            self.cursor = end;
             if self.cursor >= self.parts.len() {
                 self.cursor = 0;
                 // Every partition has been merged since `dead_old` was recorded.
                 self.dead_old = std::mem::take(&mut self.dead_new);
             }
+        }
+    }
+
+    /// The work `merged(p, &[])` will do.
+    fn merge_cost(&self, p: usize) -> u64 {
+        let Some(part) = self.parts.get(p) else {
+            return 0;
+        };
+        let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
+        if part.delta_len == 0 && (no_dead || part.refs.is_empty()) {
+            NOTHING_TO_MERGE
+        } else {
+            (part.refs.len() + part.delta_len as usize) as u64 + MERGE_OVERHEAD
         }
     }
 
@@ -413,7 +460,7 @@ impl Postings {
         if part.delta_len == 0 && extra.is_empty() && (no_dead || run_len == 0) {
             // Nothing to rewrite: only the visit is paid for.
             return Merged {
-                cost: 64,
+                cost: NOTHING_TO_MERGE,
                 ..Merged::default()
             };
         }
