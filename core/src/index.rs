@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 
 use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
+use crate::prefetch::prefetch;
 
 use crate::matcher::{LookupError, LookupParams, Match};
 
@@ -109,6 +110,9 @@ pub struct Index {
     postings: Postings,
     frames: u64,
     next_id: TrackId,
+    /// Whole-postings rebuilds since creation (tests: growth never causes one).
+    #[cfg(test)]
+    rebuilds: u32,
 }
 
 impl Default for Index {
@@ -131,6 +135,46 @@ fn run_starts(prev: Option<u32>, hashes: &[u32], start: u32, mut f: impl FnMut(u
     }
 }
 
+/// The postings (`mix(hash) << 32 | ref`) of `hashes`, whose frames have
+/// refs from `start`, `prev` the hash before them.
+fn postings_of(prev: Option<u32>, hashes: &[u32], start: u32) -> Vec<u64> {
+    let mut entries = Vec::with_capacity(hashes.len());
+    run_starts(prev, hashes, start, |r, h| {
+        entries.push((u64::from(mix(h)) << 32) | u64::from(r))
+    });
+    entries
+}
+
+/// The slot and frame of ref `r` in `slots` (tracks in base order), if a
+/// live track holds it.
+#[inline]
+fn resolve_in(slots: &[Slot], r: u32) -> Option<(u32, u32)> {
+    let k = slots.partition_point(|s| s.base <= r).checked_sub(1)?;
+    let s = slots.get(k)?;
+    let pos = r - s.base;
+    ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
+}
+
+/// The hash of each ref's frame (`None` for a dead ref), for merges that
+/// re-address postings: the refs are random, so each chunk's hashes are
+/// prefetched before any is read.
+fn hashes_at(slots: &[Slot], refs: &[u32], out: &mut [Option<u32>]) {
+    const CHUNK: usize = 16;
+    let mut at = [None; CHUNK];
+    for (rs, os) in refs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        for (&r, a) in rs.iter().zip(at.iter_mut()) {
+            *a = resolve_in(slots, r).and_then(|(s, pos)| {
+                let t = slots.get(s as usize)?;
+                prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
+                Some((s, pos))
+            });
+        }
+        for (a, o) in at.iter().zip(os.iter_mut()) {
+            *o = a.and_then(|(s, pos)| slots.get(s as usize)?.hashes.get(pos as usize).copied());
+        }
+    }
+}
+
 fn count_runs(hashes: &[u32]) -> u64 {
     let mut n = 0;
     run_starts(None, hashes, 0, |_, _| n += 1);
@@ -148,6 +192,8 @@ impl Index {
             postings: Postings::default(),
             frames: 0,
             next_id: 1,
+            #[cfg(test)]
+            rebuilds: 0,
         }
     }
 
@@ -181,7 +227,8 @@ impl Index {
     /// Checks the internal invariants (tests only).
     #[cfg(test)]
     fn check(&self) {
-        self.postings.check();
+        self.postings
+            .check(&|refs, out| hashes_at(&self.slots, refs, out));
         assert!(self.next_base <= self.ref_limit);
         let mut prev_end = 0u32;
         for (k, s) in self.slots.iter().enumerate() {
@@ -254,8 +301,11 @@ impl Index {
     ) -> Result<TrackId, IndexError> {
         let id = self.check_new(id, hashes.len())?;
         let base = self.reserve(hashes.len())?;
+        let entries = postings_of(None, hashes, base);
+        // The track is in place before its postings: merges may look up
+        // the hashes of any live ref.
         self.push_slot(id, base, descr, hashes.to_vec());
-        self.add_postings(None, hashes, base);
+        self.add_postings(&entries);
         Ok(id)
     }
 
@@ -284,34 +334,35 @@ impl Index {
                 slot.hashes.extend_from_slice(hashes);
             }
             self.frames += hashes.len() as u64;
-            self.add_postings(prev, hashes, base + old_len as u32);
+            self.add_postings(&postings_of(prev, hashes, base + old_len as u32));
         } else {
             // Move the track to a fresh range at the top.
             let (descr, mut all) = self.retire(id, s);
             all.extend_from_slice(hashes);
             let base = self.reserve(all.len())?;
-            self.add_postings(None, &all, base);
+            let entries = postings_of(None, &all, base);
             self.push_slot(id, base, &descr, all);
+            self.add_postings(&entries);
         }
         Ok(total as u64)
     }
 
-    /// Adds the postings of `hashes` (frames numbered from ref `start`, `prev`
-    /// the hash before them), then does the merge work they pay for.
-    fn add_postings(&mut self, prev: Option<u32>, hashes: &[u32], start: u32) {
-        let mut entries = Vec::with_capacity(hashes.len());
-        run_starts(prev, hashes, start, |r, h| {
-            entries.push((u64::from(mix(h)) << 32) | u64::from(r))
-        });
-        self.postings.add(&entries);
-        self.after_change(entries.len() as u64);
+    /// Adds postings (see `postings_of`) of frames already in their
+    /// tracks, then does the merge work they pay for.
+    fn add_postings(&mut self, entries: &[u64]) {
+        let slots = &self.slots;
+        let hashes_of = |refs: &[u32], out: &mut [Option<u32>]| hashes_at(slots, refs, out);
+        self.postings.add(entries, &hashes_of);
+        self.postings.work(entries.len() as u64, &hashes_of);
     }
 
     /// Removes a track; returns the number of frames it had.
     pub fn remove(&mut self, id: TrackId) -> Result<u64, IndexError> {
         let s = self.slot_of(id)?;
         let (_, hashes) = self.retire(id, s);
-        self.after_change(0);
+        let slots = &self.slots;
+        self.postings
+            .work(0, &|refs, out| hashes_at(slots, refs, out));
         Ok(hashes.len() as u64)
     }
 
@@ -348,24 +399,13 @@ impl Index {
         }
     }
 
-    /// Spends merge work, or rebuilds everything when the geometry no longer
-    /// suits the number of live postings (4× more or fewer than planned).
-    fn after_change(&mut self, inserted: u64) {
-        let live = self.postings.live();
-        let planned = addr_bits_for(live);
-        let current = self.postings.addr_bits();
-        // Right after a rebuild the load is 8–16 postings per bucket; rebuild
-        // when it leaves 2–32.
-        if planned >= current + 2 || planned + 3 <= current {
-            self.rebuild(false);
-        } else {
-            self.postings.work(inserted);
-        }
-    }
-
     /// Rebuilds all postings from the tracks (optionally re-basing them
     /// consecutively from ref 0 first).
     fn rebuild(&mut self, rebase: bool) {
+        #[cfg(test)]
+        {
+            self.rebuilds += 1;
+        }
         if rebase || self.tombstones > 0 {
             self.compact_slots();
         }
@@ -464,10 +504,7 @@ impl Index {
     /// Maps a ref to its live track's slot and frame; `None` for a dead ref.
     #[inline]
     fn resolve(&self, r: u32) -> Option<(u32, u32)> {
-        let k = self.slots.partition_point(|s| s.base <= r).checked_sub(1)?;
-        let s = self.slots.get(k)?;
-        let pos = r - s.base;
-        ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
+        resolve_in(&self.slots, r)
     }
 
     /// Index statistics: one sequential pass over the postings (a debugging
@@ -509,7 +546,7 @@ impl Index {
             };
             if !exact {
                 if let Some(t) = self.slots.get(s as usize) {
-                    crate::prefetch::prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
+                    prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
                 }
             }
             found.push((i, s, pos, exact));
