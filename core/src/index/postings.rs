@@ -468,6 +468,13 @@ impl Postings {
         fresh.extend_from_slice(extra);
         fresh.sort_unstable();
         let cost = (run_len + fresh.len()) as u64 + MERGE_OVERHEAD;
+        if no_dead {
+            return Merged {
+                part: Some(self.spliced(part, &fresh)),
+                dropped: 0,
+                cost,
+            };
+        }
         let nb = 1usize << self.dir_bits;
         let mut dir = Vec::with_capacity(nb + 1);
         let mut fps = Vec::with_capacity(run_len + fresh.len());
@@ -522,6 +529,70 @@ impl Postings {
             part: Some(new),
             dropped,
             cost,
+        }
+    }
+
+    /// `part`'s run with `fresh` (sorted, none dead) inserted, each after
+    /// its bucket's postings: what the general merge builds when nothing is
+    /// dead, but the run is copied in one piece between insertion points and
+    /// the directory is shifted instead of rebuilt bucket by bucket (a merge
+    /// inserts a few hundred postings into thousands; this is most of an
+    /// add's merge work).
+    fn spliced(&self, part: &Partition, fresh: &[u64]) -> Partition {
+        let nb = 1usize << self.dir_bits;
+        let total = part.refs.len() + fresh.len();
+        let mut fps = Vec::with_capacity(total);
+        let mut refs = Vec::with_capacity(total);
+        // Run flags of the fresh postings per bucket, and how many go in front
+        // of each bucket (prefix sums below).
+        let mut before = vec![0u32; nb + 1];
+        let mut added_flags = vec![0u64; nb];
+        let old_offset = |b: usize| part.dir.get(b).map_or(0, |&d| d as u32 as usize);
+        let mut copied = 0;
+        for &e in fresh {
+            let (m, rf) = ((e >> 32) as u32, e as u32);
+            let b = self.bucket_of(m);
+            // Everything of the old run up to the end of bucket `b` first.
+            let end = old_offset(b + 1).max(copied);
+            if let (Some(f), Some(r)) = (part.fps.get(copied..end), part.refs.get(copied..end)) {
+                fps.extend_from_slice(f);
+                refs.extend_from_slice(r);
+            }
+            copied = end;
+            fps.push(m as u8);
+            refs.push(rf);
+            if let Some(c) = before.get_mut(b + 1) {
+                *c += 1;
+            }
+            if let Some(f) = added_flags.get_mut(b) {
+                *f |= run_flag(m as u8);
+            }
+        }
+        if let (Some(f), Some(r)) = (part.fps.get(copied..), part.refs.get(copied..)) {
+            fps.extend_from_slice(f);
+            refs.extend_from_slice(r);
+        }
+        for k in 1..before.len() {
+            before[k] += before[k - 1];
+        }
+        const RUN_FLAG_MASK: u64 = 0xFFFF << RUN_FLAGS_AT;
+        let dir: Box<[u64]> = (0..=nb)
+            .map(|b| {
+                let old = part.dir.get(b).copied().unwrap_or(0);
+                let offset = old_offset(b) + before.get(b).copied().unwrap_or(0) as usize;
+                let flags = (old & RUN_FLAG_MASK) | added_flags.get(b).copied().unwrap_or(0);
+                offset as u64 | if b < nb { flags } else { 0 }
+            })
+            .collect();
+        if refs.is_empty() {
+            return Partition::default();
+        }
+        Partition {
+            dir,
+            fps: fps.into_boxed_slice(),
+            refs: refs.into_boxed_slice(),
+            delta: Vec::new(),
+            delta_len: 0,
         }
     }
 
