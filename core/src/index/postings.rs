@@ -266,31 +266,16 @@ impl Postings {
     /// Each posting lands at a random place (its delta slot and its
     /// directory flag), so the work is organised for the CPU to overlap
     /// those cache misses: postings are grouped by partition (a counting
-    /// sort), every delta table is grown once up front, then chunk by chunk
-    /// the target lines are first prefetched and only then written.
+    /// sort), then each partition's delta is grown once and chunk by chunk
+    /// the target lines are first prefetched and only then written. With a
+    /// second thread each half of the partitions does its own growing and
+    /// placing (growing tables is a quarter of an insert).
     pub(super) fn add(&mut self, entries: &[u64]) {
         let np = self.parts.len();
         let mut at = vec![0usize; np + 1];
         for &e in entries {
             if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
                 *c += 1;
-            }
-        }
-        let nb = 1usize << self.dir_bits;
-        let direct: Vec<bool> = self
-            .parts
-            .iter()
-            .zip(at.iter().skip(1))
-            .map(|(part, &n)| n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX)
-            .collect();
-        for (p, part) in self.parts.iter_mut().enumerate() {
-            let n = at.get(p + 1).copied().unwrap_or(0);
-            if n > 0 && !direct.get(p).copied().unwrap_or(false) {
-                if part.dir.is_empty() {
-                    part.dir = vec![0u64; nb + 1].into_boxed_slice();
-                }
-                delta_reserve(part, n);
-                part.delta_len += n as u32;
             }
         }
         for k in 1..at.len() {
@@ -306,36 +291,34 @@ impl Postings {
                 *c += 1;
             }
         }
-        // Big groups go straight into their runs; the rest into the deltas.
-        let mut pending = Vec::with_capacity(entries.len());
-        for (p, &is_direct) in direct.iter().enumerate() {
+        let geom = self.geom();
+        let mid = np / 2;
+        let direct =
+            if crate::pool::insert_threads() > 1 && entries.len() >= PARALLEL_PLACE && mid > 0 {
+                let split = starts.get(mid).copied().unwrap_or(0);
+                let (low, high) = self.parts.split_at_mut(mid);
+                let (first, second) = grouped.split_at(split);
+                let (low_starts, high_starts) = starts.split_at(mid);
+                let mut direct_high = Vec::new();
+                let mut direct = Vec::new();
+                crate::pool::join(
+                    || direct = place_postings(geom, low, 0, low_starts, first),
+                    || direct_high = place_postings(geom, high, mid, high_starts, second),
+                );
+                direct.extend(direct_high);
+                direct
+            } else {
+                place_postings(geom, &mut self.parts, 0, &starts, &grouped)
+            };
+        // Big groups go straight into their runs.
+        for p in direct {
             let (lo, hi) = (
                 starts.get(p).copied().unwrap_or(0),
                 starts.get(p + 1).copied().unwrap_or(0),
             );
-            let Some(group) = grouped.get(lo..hi) else {
-                continue;
-            };
-            if is_direct && !group.is_empty() {
+            if let Some(group) = grouped.get(lo..hi) {
                 self.merge(p, group);
-            } else {
-                pending.extend_from_slice(group);
             }
-        }
-        // `pending` is grouped by ascending partition: with a second thread,
-        // each half of the partitions takes its own postings.
-        let geom = self.geom();
-        let mid = self.parts.len() / 2;
-        if crate::pool::insert_threads() > 1 && pending.len() >= PARALLEL_PLACE && mid > 0 {
-            let split = pending.partition_point(|&e| geom.part_of((e >> 32) as u32) < mid);
-            let (low, high) = self.parts.split_at_mut(mid);
-            let (first, second) = pending.split_at(split);
-            crate::pool::join(
-                || place_postings(geom, low, 0, first),
-                || place_postings(geom, high, mid, second),
-            );
-        } else {
-            place_postings(geom, &mut self.parts, 0, &pending);
         }
         self.stored += entries.len() as u64;
     }
@@ -931,13 +914,43 @@ impl Geom {
 const PARALLEL_PLACE: usize = 4096;
 
 /// Puts `entries` (grouped by partition, all within `parts`, whose first is
-/// partition `first`) into their deltas and sets their directory flags. The
-/// deltas have room already. Each posting lands on two random lines (delta
-/// slot, directory entry), so a chunk's lines are prefetched before any is
-/// written.
-fn place_postings(geom: Geom, parts: &mut [Partition], first: usize, entries: &[u64]) {
+/// partition `first`; partition `first + k`'s group starts at `starts[k]`,
+/// offsets counted from `starts[0]`) into their deltas, growing each delta
+/// once, and sets their directory flags. Returns the partitions whose group
+/// is too big for their delta: the caller merges those straight into their
+/// runs. Each posting lands on two random lines (delta slot, directory
+/// entry), so a chunk's lines are prefetched before any is written.
+fn place_postings(
+    geom: Geom,
+    parts: &mut [Partition],
+    first: usize,
+    starts: &[usize],
+    entries: &[u64],
+) -> Vec<usize> {
+    let base = starts.first().copied().unwrap_or(0);
+    let nb = 1usize << geom.dir_bits;
+    let mut direct = Vec::new();
+    let mut placed = Vec::with_capacity(entries.len());
+    for (k, part) in parts.iter_mut().enumerate() {
+        let lo = starts.get(k).map_or(entries.len(), |&s| s - base);
+        let hi = starts.get(k + 1).map_or(entries.len(), |&s| s - base);
+        let n = hi.saturating_sub(lo);
+        if n == 0 {
+            continue;
+        }
+        if n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX {
+            direct.push(first + k);
+            continue;
+        }
+        if part.dir.is_empty() {
+            part.dir = vec![0u64; nb + 1].into_boxed_slice();
+        }
+        delta_reserve(part, n);
+        part.delta_len += n as u32;
+        placed.extend_from_slice(entries.get(lo..hi).unwrap_or(&[]));
+    }
     let local = |m: u32| geom.part_of(m).wrapping_sub(first);
-    for chunk in entries.chunks(64) {
+    for chunk in placed.chunks(64) {
         for &e in chunk {
             let m = (e >> 32) as u32;
             if let Some(part) = parts.get(local(m)) {
@@ -956,6 +969,7 @@ fn place_postings(geom: Geom, parts: &mut [Partition], first: usize, entries: &[
             }
         }
     }
+    direct
 }
 
 /// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
