@@ -340,30 +340,16 @@ impl Postings {
     /// Each posting lands at a random place (its delta slot and its
     /// directory flag), so the work is organised for the CPU to overlap
     /// those cache misses: postings are grouped by partition (a counting
-    /// sort), every delta table is grown once up front, then chunk by chunk
-    /// the target lines are first prefetched and only then written.
+    /// sort), then each partition's delta is grown once and chunk by chunk
+    /// the target lines are first prefetched and only then written. With a
+    /// second thread each half of the partitions does its own growing and
+    /// placing (growing tables is a quarter of an insert).
     pub(super) fn add(&mut self, entries: &[u64], hashes_of: &HashesOf) {
         let np = self.parts.len();
         let mut at = vec![0usize; np + 1];
         for &e in entries {
             if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
                 *c += 1;
-            }
-        }
-        let direct: Vec<bool> = self
-            .parts
-            .iter()
-            .zip(at.iter().skip(1))
-            .map(|(part, &n)| n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX)
-            .collect();
-        for (p, part) in self.parts.iter_mut().enumerate() {
-            let n = at.get(p + 1).copied().unwrap_or(0);
-            if n > 0 && !direct.get(p).copied().unwrap_or(false) {
-                if part.dir.is_empty() {
-                    part.dir = vec![0u64; part.buckets() + 1].into_boxed_slice();
-                }
-                delta_reserve(part, n);
-                part.delta_len += n as u32;
             }
         }
         for k in 1..at.len() {
@@ -379,41 +365,38 @@ impl Postings {
                 *c += 1;
             }
         }
-        // Big groups go straight into their runs; the rest into the deltas.
-        // A direct merge may split its partition, which appends one: the
-        // partitions of `pending` keep their numbers.
-        let mut pending = Vec::with_capacity(entries.len());
-        for (p, &is_direct) in direct.iter().enumerate() {
-            let (lo, hi) = (
-                starts.get(p).copied().unwrap_or(0),
-                starts.get(p + 1).copied().unwrap_or(0),
-            );
-            let Some(group) = grouped.get(lo..hi) else {
-                continue;
-            };
-            if is_direct && !group.is_empty() {
-                self.merge(p, group, hashes_of);
-            } else {
-                pending.extend_from_slice(group);
-            }
-        }
-        // `pending` is grouped by ascending partition: with a second thread,
-        // each half of the partitions takes its own postings.
         let router = Router {
             route: &self.route,
             bits: self.route_bits,
         };
-        let mid = self.parts.len() / 2;
-        if crate::pool::insert_threads() > 1 && pending.len() >= PARALLEL_PLACE && mid > 0 {
-            let split = pending.partition_point(|&e| router.part_of((e >> 32) as u32) < mid);
-            let (low, high) = self.parts.split_at_mut(mid);
-            let (first, second) = pending.split_at(split);
-            crate::pool::join(
-                || place_postings(router, low, 0, first),
-                || place_postings(router, high, mid, second),
+        let mid = np / 2;
+        let direct =
+            if crate::pool::insert_threads() > 1 && entries.len() >= PARALLEL_PLACE && mid > 0 {
+                let split = starts.get(mid).copied().unwrap_or(0);
+                let (low, high) = self.parts.split_at_mut(mid);
+                let (first, second) = grouped.split_at(split);
+                let (low_starts, high_starts) = starts.split_at(mid);
+                let mut direct_high = Vec::new();
+                let mut direct = Vec::new();
+                crate::pool::join(
+                    || direct = place_postings(router, low, 0, low_starts, first),
+                    || direct_high = place_postings(router, high, mid, high_starts, second),
+                );
+                direct.extend(direct_high);
+                direct
+            } else {
+                place_postings(router, &mut self.parts, 0, &starts, &grouped)
+            };
+        // Big groups go straight into their runs. A merge may split its
+        // partition, which appends one: the numbers in `direct` stay valid.
+        for p in direct {
+            let (lo, hi) = (
+                starts.get(p).copied().unwrap_or(0),
+                starts.get(p + 1).copied().unwrap_or(0),
             );
-        } else {
-            place_postings(router, &mut self.parts, 0, &pending);
+            if let Some(group) = grouped.get(lo..hi) {
+                self.merge(p, group, hashes_of);
+            }
         }
         self.stored += entries.len() as u64;
     }
@@ -598,6 +581,15 @@ impl Postings {
         };
         let (depth, old_bits) = (u32::from(part.depth), u32::from(part.dir_bits));
         let (split, dir_bits) = shape_for(depth, old_bits, (live_run + fresh.len()) as u64);
+        if no_dead && !split && dir_bits == old_bits {
+            fresh.sort_unstable();
+            return Merged {
+                part: Some(Self::spliced(part, &fresh)),
+                upper: None,
+                dropped: 0,
+                cost,
+            };
+        }
         // Address bits of the result after the old prefix: the half, then the bucket.
         let out_bits = u32::from(split) + dir_bits;
         let recover = out_bits > old_bits;
@@ -687,6 +679,72 @@ impl Postings {
             upper,
             dropped,
             cost,
+        }
+    }
+
+    /// `part`'s run with `fresh` (sorted, none dead) inserted, each after
+    /// its bucket's postings: what the general merge builds when nothing is
+    /// dead, but the run is copied in one piece between insertion points and
+    /// the directory is shifted instead of rebuilt bucket by bucket (a merge
+    /// inserts a few hundred postings into thousands; this is most of an
+    /// add's merge work).
+    fn spliced(part: &Partition, fresh: &[u64]) -> Partition {
+        let nb = part.buckets();
+        let total = part.refs.len() + fresh.len();
+        let mut fps = Vec::with_capacity(total);
+        let mut refs = Vec::with_capacity(total);
+        // Run flags of the fresh postings per bucket, and how many go in front
+        // of each bucket (prefix sums below).
+        let mut before = vec![0u32; nb + 1];
+        let mut added_flags = vec![0u64; nb];
+        let old_offset = |b: usize| part.dir.get(b).map_or(0, |&d| d as u32 as usize);
+        let mut copied = 0;
+        for &e in fresh {
+            let (m, rf) = ((e >> 32) as u32, e as u32);
+            let b = part.bucket_of(m);
+            // Everything of the old run up to the end of bucket `b` first.
+            let end = old_offset(b + 1).max(copied);
+            if let (Some(f), Some(r)) = (part.fps.get(copied..end), part.refs.get(copied..end)) {
+                fps.extend_from_slice(f);
+                refs.extend_from_slice(r);
+            }
+            copied = end;
+            fps.push(m as u8);
+            refs.push(rf);
+            if let Some(c) = before.get_mut(b + 1) {
+                *c += 1;
+            }
+            if let Some(f) = added_flags.get_mut(b) {
+                *f |= run_flag(m as u8);
+            }
+        }
+        if let (Some(f), Some(r)) = (part.fps.get(copied..), part.refs.get(copied..)) {
+            fps.extend_from_slice(f);
+            refs.extend_from_slice(r);
+        }
+        for k in 1..before.len() {
+            before[k] += before[k - 1];
+        }
+        const RUN_FLAG_MASK: u64 = 0xFFFF << RUN_FLAGS_AT;
+        let dir: Box<[u64]> = (0..=nb)
+            .map(|b| {
+                let old = part.dir.get(b).copied().unwrap_or(0);
+                let offset = old_offset(b) + before.get(b).copied().unwrap_or(0) as usize;
+                let flags = (old & RUN_FLAG_MASK) | added_flags.get(b).copied().unwrap_or(0);
+                offset as u64 | if b < nb { flags } else { 0 }
+            })
+            .collect();
+        if refs.is_empty() {
+            return Partition::empty(u32::from(part.depth), u32::from(part.dir_bits));
+        }
+        Partition {
+            dir,
+            fps: fps.into_boxed_slice(),
+            refs: refs.into_boxed_slice(),
+            delta: Vec::new(),
+            delta_len: 0,
+            depth: part.depth,
+            dir_bits: part.dir_bits,
         }
     }
 
@@ -1050,13 +1108,42 @@ impl Router<'_> {
 const PARALLEL_PLACE: usize = 4096;
 
 /// Puts `entries` (grouped by partition, all within `parts`, whose first is
-/// partition `first`) into their deltas and sets their directory flags. The
-/// deltas have room already. Each posting lands on two random lines (delta
-/// slot, directory entry), so a chunk's lines are prefetched before any is
-/// written.
-fn place_postings(router: Router, parts: &mut [Partition], first: usize, entries: &[u64]) {
+/// partition `first`; partition `first + k`'s group starts at `starts[k]`,
+/// offsets counted from `starts[0]`) into their deltas, growing each delta
+/// once, and sets their directory flags. Returns the partitions whose group
+/// is too big for their delta: the caller merges those straight into their
+/// runs. Each posting lands on two random lines (delta slot, directory
+/// entry), so a chunk's lines are prefetched before any is written.
+fn place_postings(
+    router: Router,
+    parts: &mut [Partition],
+    first: usize,
+    starts: &[usize],
+    entries: &[u64],
+) -> Vec<usize> {
+    let base = starts.first().copied().unwrap_or(0);
+    let mut direct = Vec::new();
+    let mut placed = Vec::with_capacity(entries.len());
+    for (k, part) in parts.iter_mut().enumerate() {
+        let lo = starts.get(k).map_or(entries.len(), |&s| s - base);
+        let hi = starts.get(k + 1).map_or(entries.len(), |&s| s - base);
+        let n = hi.saturating_sub(lo);
+        if n == 0 {
+            continue;
+        }
+        if n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX {
+            direct.push(first + k);
+            continue;
+        }
+        if part.dir.is_empty() {
+            part.dir = vec![0u64; part.buckets() + 1].into_boxed_slice();
+        }
+        delta_reserve(part, n);
+        part.delta_len += n as u32;
+        placed.extend_from_slice(entries.get(lo..hi).unwrap_or(&[]));
+    }
     let local = |m: u32| router.part_of(m).wrapping_sub(first);
-    for chunk in entries.chunks(64) {
+    for chunk in placed.chunks(64) {
         for &e in chunk {
             let m = (e >> 32) as u32;
             if let Some(part) = parts.get(local(m)) {
@@ -1076,6 +1163,7 @@ fn place_postings(router: Router, parts: &mut [Partition], first: usize, entries
             }
         }
     }
+    direct
 }
 
 /// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
