@@ -29,9 +29,9 @@ mod postings;
 
 use std::collections::BTreeMap;
 
+use crate::prefetch::prefetch;
 use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
-use crate::prefetch::prefetch;
 
 use crate::matcher::{LookupError, LookupParams, Match};
 
@@ -155,23 +155,69 @@ fn resolve_in(slots: &[Slot], r: u32) -> Option<(u32, u32)> {
     ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
 }
 
-/// The hash of each ref's frame (`None` for a dead ref), for merges that
-/// re-address postings: the refs are random, so each chunk's hashes are
-/// prefetched before any is read.
-fn hashes_at(slots: &[Slot], refs: &[u32], out: &mut [Option<u32>]) {
-    const CHUNK: usize = 16;
-    let mut at = [None; CHUNK];
-    for (rs, os) in refs.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-        for (&r, a) in rs.iter().zip(at.iter_mut()) {
-            *a = resolve_in(slots, r).and_then(|(s, pos)| {
-                let t = slots.get(s as usize)?;
-                prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
-                Some((s, pos))
-            });
+/// Appends `hash << 32 | ref` to `out` for every ref of `refs` that a live
+/// track holds, in no particular order (merges that re-address postings ask
+/// for whole partitions of random refs). Sorted first, the refs find their
+/// slots in one walk along the slots instead of a binary search each, and
+/// their hashes are read in address order, each chunk prefetched first.
+fn hashes_at(slots: &[Slot], refs: &[u32], out: &mut Vec<u64>) {
+    const CHUNK: usize = 32;
+    let mut sorted = refs.to_vec();
+    radix_sort(&mut sorted);
+    let mut k = 0usize;
+    let mut at = [(0u32, 0u32); CHUNK];
+    for chunk in sorted.chunks(CHUNK) {
+        let mut found = 0;
+        for &r in chunk {
+            while slots.get(k + 1).is_some_and(|s| s.base <= r) {
+                k += 1;
+            }
+            let Some(s) = slots.get(k) else { continue };
+            let pos = r.wrapping_sub(s.base);
+            if r >= s.base && (pos as usize) < s.hashes.len() {
+                prefetch(s.hashes.as_ptr().wrapping_add(pos as usize));
+                if let Some(a) = at.get_mut(found) {
+                    *a = (k as u32, r);
+                    found += 1;
+                }
+            }
         }
-        for (a, o) in at.iter().zip(os.iter_mut()) {
-            *o = a.and_then(|(s, pos)| slots.get(s as usize)?.hashes.get(pos as usize).copied());
+        for &(s, r) in at.iter().take(found) {
+            if let Some(slot) = slots.get(s as usize) {
+                if let Some(&h) = slot.hashes.get(r.wrapping_sub(slot.base) as usize) {
+                    out.push((u64::from(h) << 32) | u64::from(r));
+                }
+            }
         }
+    }
+}
+
+/// Sorts `v` in four counting passes of one byte each (a byte all keys
+/// share is skipped).
+fn radix_sort(v: &mut Vec<u32>) {
+    let mut tmp = vec![0u32; v.len()];
+    for shift in [0, 8, 16, 24] {
+        let mut at = [0usize; 257];
+        for &x in v.iter() {
+            if let Some(c) = at.get_mut(((x >> shift) & 255) as usize + 1) {
+                *c += 1;
+            }
+        }
+        if at.iter().any(|&c| c == v.len()) {
+            continue;
+        }
+        for b in 1..at.len() {
+            at[b] += at[b - 1];
+        }
+        for &x in v.iter() {
+            if let Some(c) = at.get_mut(((x >> shift) & 255) as usize) {
+                if let Some(t) = tmp.get_mut(*c) {
+                    *t = x;
+                }
+                *c += 1;
+            }
+        }
+        std::mem::swap(v, &mut tmp);
     }
 }
 
@@ -351,7 +397,7 @@ impl Index {
     /// tracks, then does the merge work they pay for.
     fn add_postings(&mut self, entries: &[u64]) {
         let slots = &self.slots;
-        let hashes_of = |refs: &[u32], out: &mut [Option<u32>]| hashes_at(slots, refs, out);
+        let hashes_of = |refs: &[u32], out: &mut Vec<u64>| hashes_at(slots, refs, out);
         self.postings.add(entries, &hashes_of);
         self.postings.work(entries.len() as u64, &hashes_of);
     }

@@ -46,12 +46,13 @@ pub(super) const MAX_ADDR_BITS: u32 = 24;
 const MAX_DEPTH: u32 = MAX_ADDR_BITS - MAX_DIR_BITS;
 /// A merge leaving more postings than this (a load of `4·LOAD` at the full
 /// directory) splits the partition in two; the halves start at a load of
-/// about `2·LOAD`.
+/// about `2·LOAD`. Each partition splits a little earlier, by up to a
+/// quarter (see `split_at`).
 const SPLIT_AT: u64 = (4 * LOAD) << MAX_DIR_BITS;
 /// Merge work charged per posting whose scrambled hash is recovered from its
 /// track (a merge that needs more address bits than the run stores; see
 /// `Postings::merged`): a random read of the track's hash besides the copy.
-const RECOVER_COST: u64 = 4;
+const RECOVER_COST: u64 = 1;
 /// Bits selecting one of the 16 run flags or 16 delta flags of a directory
 /// entry (bits 32..48 and 48..64).
 const FLAG_BITS: u32 = 4;
@@ -109,13 +110,24 @@ fn dir_bits_for(n: u64, depth: u32) -> u32 {
         .min(MAX_ADDR_BITS.saturating_sub(depth))
 }
 
+/// The size above which a merge splits partition `p`: `SPLIT_AT` less up
+/// to a quarter, pseudo-random per partition number. Scrambled hashes fill
+/// all partitions alike, so with one threshold they would all split within
+/// one sweep, each split a re-addressing merge (see `Postings::merged`):
+/// spread over thresholds 3/4–1 of the size, the splits of one doubling
+/// are spread over a quarter of it.
+fn split_at(p: usize) -> u64 {
+    let jitter = u64::from(mix(p as u32) >> 24);
+    SPLIT_AT - (((SPLIT_AT / 4) * jitter) >> 8)
+}
+
 /// What a merge makes of a partition of prefix length `depth` and `dir_bits`
 /// directory bits that will hold `n` postings: `(split, dir_bits)`, the
 /// directory bits being each half's after a split. The directory is kept
 /// while its load stays within `[LOAD/4, 4·LOAD]` (changing it costs a
 /// rewrite that may have to recover hashes, see `merged`).
-fn shape_for(depth: u32, dir_bits: u32, n: u64) -> (bool, u32) {
-    if n > SPLIT_AT && depth < MAX_DEPTH {
+fn shape_for(depth: u32, dir_bits: u32, n: u64, split_at: u64) -> (bool, u32) {
+    if n > split_at && depth < MAX_DEPTH {
         return (true, dir_bits_for(n / 2, depth + 1));
     }
     let buckets = 1u64 << dir_bits;
@@ -126,10 +138,10 @@ fn shape_for(depth: u32, dir_bits: u32, n: u64) -> (bool, u32) {
     }
 }
 
-/// Fills `out[k]` with the hash of the frame of ref `refs[k]` (`None` when
-/// its track is gone); the index keeps the tracks, the postings ask it when
-/// a merge needs address bits its run does not store.
-pub(super) type HashesOf<'a> = dyn Fn(&[u32], &mut [Option<u32>]) + Sync + 'a;
+/// Appends `hash << 32 | ref` to its second argument for every ref of the
+/// first whose track is live, in any order: the index keeps the tracks, the
+/// postings ask it when a merge needs address bits its run does not store.
+pub(super) type HashesOf<'a> = dyn Fn(&[u32], &mut Vec<u64>) + Sync + 'a;
 
 /// Calls its argument with `(m, ref)` for every posting to store.
 pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
@@ -456,7 +468,10 @@ impl Postings {
                 .flatten()
                 .collect()
             } else {
-                batch.iter().map(|&p| self.merged(p, &[], hashes_of)).collect()
+                batch
+                    .iter()
+                    .map(|&p| self.merged(p, &[], hashes_of))
+                    .collect()
             };
             // Installing may split partitions: the halves are appended, so
             // the numbers of the batch stay valid.
@@ -487,7 +502,12 @@ impl Postings {
         }
         let run = part.refs.len() as u64;
         let n = run + u64::from(part.delta_len);
-        let (split, dir_bits) = shape_for(u32::from(part.depth), u32::from(part.dir_bits), n);
+        let (split, dir_bits) = shape_for(
+            u32::from(part.depth),
+            u32::from(part.dir_bits),
+            n,
+            split_at(p),
+        );
         let recover = u32::from(split) + dir_bits > u32::from(part.dir_bits);
         n + part.buckets() as u64 + if recover { RECOVER_COST * run } else { 0 }
     }
@@ -580,7 +600,12 @@ impl Postings {
             part.refs.iter().filter(|&&r| !self.is_dead(r)).count()
         };
         let (depth, old_bits) = (u32::from(part.depth), u32::from(part.dir_bits));
-        let (split, dir_bits) = shape_for(depth, old_bits, (live_run + fresh.len()) as u64);
+        let (split, dir_bits) = shape_for(
+            depth,
+            old_bits,
+            (live_run + fresh.len()) as u64,
+            split_at(p),
+        );
         if no_dead && !split && dir_bits == old_bits {
             fresh.sort_unstable();
             return Merged {
@@ -593,6 +618,8 @@ impl Postings {
         // Address bits of the result after the old prefix: the half, then the bucket.
         let out_bits = u32::from(split) + dir_bits;
         let recover = out_bits > old_bits;
+        // Output address `a` (half, then bucket) of a posting.
+        let address = |m: u32| ((u64::from(m << depth) << out_bits) >> 32) as usize;
         if recover {
             let refs: Vec<u32> = part
                 .refs
@@ -600,23 +627,21 @@ impl Postings {
                 .copied()
                 .filter(|&r| no_dead || !self.is_dead(r))
                 .collect();
-            dropped += (run_len - refs.len()) as u64;
-            let mut hashes = vec![None; refs.len()];
-            hashes_of(&refs, &mut hashes);
-            for (&r, h) in refs.iter().zip(&hashes) {
-                match h {
-                    Some(h) => fresh.push((u64::from(mix(*h)) << 32) | u64::from(r)),
-                    // A live posting always has its track: never happens.
-                    None => dropped += 1,
-                }
+            let from = fresh.len();
+            hashes_of(&refs, &mut fresh);
+            for e in fresh.iter_mut().skip(from) {
+                *e = (u64::from(mix((*e >> 32) as u32)) << 32) | (*e & 0xFFFF_FFFF);
             }
+            // Run postings without a track are dead (a live one always has one).
+            dropped += (run_len - (fresh.len() - from)) as u64;
             cost += RECOVER_COST * refs.len() as u64;
+            fresh = group_by(&fresh, 1 << out_bits, |e| address((e >> 32) as u32));
+        } else {
+            fresh.sort_unstable();
         }
-        fresh.sort_unstable();
-        // Output address `a` (half, then bucket) gathers the run buckets
+        // Output address `a` gathers the run buckets
         // `a << shift .. (a + 1) << shift` and the fresh postings of `a`.
         let shift = old_bits.saturating_sub(out_bits);
-        let address = |m: u32| ((u64::from(m << depth) << out_bits) >> 32) as usize;
         let nb = 1usize << dir_bits;
         let per_half = (run_len + fresh.len()) >> u32::from(split);
         let mut j = 0;
@@ -1020,6 +1045,7 @@ impl Postings {
             assert!(depth + u32::from(part.dir_bits) <= MAX_ADDR_BITS);
         }
         let mut stored = 0u64;
+        let mut found = Vec::new();
         for (p, part) in self.parts.iter().enumerate() {
             stored += part.refs.len() as u64 + u64::from(part.delta_len);
             assert_eq!(
@@ -1043,17 +1069,18 @@ impl Postings {
                     run_flags(f),
                     "run posting without its flag"
                 );
-                let mut hashes = vec![None; r.len()];
-                hashes_of(r, &mut hashes);
-                for ((&fp, &rf), h) in f.iter().zip(r).zip(hashes) {
-                    match h {
-                        Some(h) => {
-                            let m = mix(h);
+                found.clear();
+                hashes_of(r, &mut found);
+                found.sort_unstable_by_key(|&e| e as u32);
+                for (&fp, &rf) in f.iter().zip(r) {
+                    match found.binary_search_by_key(&rf, |&e| e as u32) {
+                        Ok(k) => {
+                            let m = mix((found[k] >> 32) as u32);
                             assert_eq!(self.part_of(m), p, "run posting in another partition");
                             assert_eq!(part.bucket_of(m), b, "run posting in another bucket");
                             assert_eq!(fp, m as u8, "fingerprint");
                         }
-                        None => assert!(self.is_dead(rf), "live posting without a track"),
+                        Err(_) => assert!(self.is_dead(rf), "live posting without a track"),
                     }
                 }
             }
@@ -1243,6 +1270,30 @@ fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
         }
     }
     (order, sorted)
+}
+
+/// `entries` grouped by `key` (below `keys`), in ascending key order: a
+/// counting sort, stable.
+fn group_by(entries: &[u64], keys: usize, key: impl Fn(u64) -> usize) -> Vec<u64> {
+    let mut at = vec![0usize; keys + 1];
+    for &e in entries {
+        if let Some(c) = at.get_mut(key(e) + 1) {
+            *c += 1;
+        }
+    }
+    for k in 1..at.len() {
+        at[k] += at[k - 1];
+    }
+    let mut out = vec![0u64; entries.len()];
+    for &e in entries {
+        if let Some(c) = at.get_mut(key(e)) {
+            if let Some(o) = out.get_mut(*c) {
+                *o = e;
+            }
+            *c += 1;
+        }
+    }
+    out
 }
 
 /// Makes room for `more` entries in an open-addressing table, keeping its
