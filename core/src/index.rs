@@ -15,14 +15,15 @@
 //! (`append`); another one moves to a fresh range.
 //!
 //! Pauses: inserts, appends and removes do work proportional to their frames
-//! (plus an amortised share of partition merges). Two events rebuild the
-//! postings of the whole index at once, in time linear in its frames (the
-//! worst pause; the bench reports it, seconds at tens of millions of frames):
-//! the number of postings leaves 1/4–4× of what the geometry was built for
-//! (so the next rebuild is again 4× further away: at most about log4(n)
-//! rebuilds while growing to n postings), or the 2^32 refs are used up (after
-//! ~4G frames inserted since the last rebuild) and all live tracks are
-//! re-based. `Index::from_tracks` (RDB load) builds once, with no merges.
+//! plus an amortised share of partition merges, which also split partitions
+//! and resize their directories as the index grows or shrinks (see
+//! `postings`): no change of size rebuilds the whole index. Measured while
+//! building 40M frames by 20,000-frame inserts: the worst insert takes about
+//! 10 ms (it took 1.2 s, the rebuild at 16.8M frames, and would take about
+//! 5 s at 67M, before). One event still rebuilds the postings of the whole
+//! index at once, in time linear in its frames: the 2^32 refs are used up
+//! (after ~4G frames inserted since the last re-base) and all live tracks
+//! are re-based. `Index::from_tracks` (RDB load) builds once, with no merges.
 
 mod memsize;
 mod postings;
@@ -203,7 +204,7 @@ fn radix_sort(v: &mut Vec<u32>) {
                 *c += 1;
             }
         }
-        if at.iter().any(|&c| c == v.len()) {
+        if at.contains(&v.len()) {
             continue;
         }
         for b in 1..at.len() {

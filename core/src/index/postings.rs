@@ -6,8 +6,12 @@
 //! hashes are far from uniform, the scrambled ones spread evenly over the
 //! partitions and buckets addressed by the top bits of `m`.
 //!
-//! Layout: `A` address bits (`2^A` buckets of about 8–32 postings) split into
-//! `P` partition bits and `D = A - P` directory bits. Each partition holds
+//! Layout: extendible hashing of *partitions*. A table of `2^G` entries
+//! (`route`, at most 2^14) maps the top `G` bits of `m` to a partition; a
+//! partition has its own prefix length `L ≤ G` (it owns `2^(G-L)` entries)
+//! and its own directory of `2^D` buckets addressed by the `D` bits of `m`
+//! after its prefix (`D ≤ 10`, `L + D ≤ 24`), sized for a load of about
+//! 8–32 postings per bucket. Each partition holds
 //! - an immutable *run*: a directory of `2^D + 1` entries, then per posting
 //!   the low byte of `m` (a fingerprint, scanned to skip non-matching
 //!   postings) and the ref. The bits of `m` between the bucket and the
@@ -28,9 +32,20 @@
 //! dead refs dropped) within a work budget proportional to the change, so no
 //! single insert pays for the whole index, deltas stay near
 //! `run / (2 · WORK_PER_POSTING)` on average, and a removed track's postings
-//! are gone within two sweeps. Only a change of geometry (the index grew or
-//! shrank about 4×) or a re-base of the ref space rebuilds everything at
-//! once: see `Index` for that bound.
+//! are gone within two sweeps.
+//!
+//! The same merges follow the index as it grows or shrinks; nothing is
+//! rebuilt at once. A merge leaving a partition of more than 24K–32K
+//! postings (`split_at`) splits it into two partitions one prefix bit
+//! longer (the table doubles first when needed; a copy of at most 2^14
+//! entries), and a merge whose partition's load has left `[2, 32]` gives it
+//! a directory sized anew. The run does not store the address bits a bigger
+//! directory or a split needs, so such a merge reads them back from the
+//! tracks' hashes (`HashesOf`): one random read per posting, once per
+//! doubling of each partition, paid from the same budget. Partitions never
+//! join again: a shrinking index keeps its partitions with smaller
+//! directories. Only a re-base of the ref space still rebuilds everything
+//! (see `Index`).
 
 use super::memsize::alloc_size;
 use crate::prefetch::prefetch;
@@ -51,7 +66,12 @@ const MAX_DEPTH: u32 = MAX_ADDR_BITS - MAX_DIR_BITS;
 const SPLIT_AT: u64 = (4 * LOAD) << MAX_DIR_BITS;
 /// Merge work charged per posting whose scrambled hash is recovered from its
 /// track (a merge that needs more address bits than the run stores; see
-/// `Postings::merged`): a random read of the track's hash besides the copy.
+/// `Postings::merged`), besides the copy. A recovery takes several copies'
+/// time (~25 ns, a random read), but charging that in full slowed the sweep
+/// while a doubling's splits went on, and more deltas overflowed into
+/// unbudgeted merges (`DELTA_MAX`): in process, building 40M frames by
+/// 20,000-frame inserts, charged at 4 there were 329 inserts merging three
+/// or more partitions that way, at 1 there were 192.
 const RECOVER_COST: u64 = 1;
 /// Bits selecting one of the 16 run flags or 16 delta flags of a directory
 /// entry (bits 32..48 and 48..64).
