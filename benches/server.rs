@@ -311,6 +311,21 @@ fn main() {
         lookups_with(&mut c, tracks, lookups, threads);
     }
 
+    // auscout.index walks every posting (O(n)): how long it holds the server.
+    slowlog(&mut c, true);
+    let stats: Vec<redis::Value> = redis::cmd("auscout.index")
+        .arg("bench")
+        .query(&mut c)
+        .expect("auscout.index");
+    let index_ms = slowlog_durations(&mut c, "auscout.index")
+        .first()
+        .map_or(f64::NAN, |&us| us as f64 / 1e3);
+    slowlog(&mut c, false);
+    println!(
+        "auscout.index (statistics, {} fields): {index_ms:.0} ms server time",
+        stats.len() / 2
+    );
+
     // Deleting the whole index while another client pings.
     let mut waits = Vec::new();
     for how in [&["auscout.delkey"][..], &["DEL"][..], &["UNLINK"][..]] {
