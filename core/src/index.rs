@@ -17,10 +17,11 @@
 //! Pauses: inserts, appends and removes do work proportional to their frames
 //! plus an amortised share of partition merges, which also split partitions
 //! and resize their directories as the index grows or shrinks (see
-//! `postings`): no change of size rebuilds the whole index. Measured while
-//! building 40M frames by 20,000-frame inserts: the worst insert takes about
-//! 10 ms (it took 1.2 s, the rebuild at 16.8M frames, and would take about
-//! 5 s at 67M, before). One event still rebuilds the postings of the whole
+//! `postings`): no change of size rebuilds the whole index. Building 40M
+//! frames by 20,000-frame inserts, the worst insert takes about 10 ms in
+//! process and 20–50 ms through the server bench (before, the rebuild at
+//! 16.8M frames held the server about 1 s, and one at 67M would have taken
+//! about four times that). One event still rebuilds the postings of the whole
 //! index at once, in time linear in its frames: the 2^32 refs are used up
 //! (after ~4G frames inserted since the last re-base) and all live tracks
 //! are re-based. `Index::from_tracks` (RDB load) builds once, with no merges.

@@ -1372,6 +1372,23 @@ mod tests {
     }
 
     #[test]
+    fn partitions_split_between_three_quarters_and_all_of_split_at() {
+        let thresholds: Vec<u64> = (0..4096).map(split_at).collect();
+        assert!(thresholds
+            .iter()
+            .all(|&t| t > SPLIT_AT / 4 * 3 && t <= SPLIT_AT));
+        let (lo, hi) = (thresholds.iter().min(), thresholds.iter().max());
+        assert!(hi.zip(lo).is_some_and(|(h, l)| h - l > SPLIT_AT / 5));
+        // Too big: split (halves at a load in (LOAD, 2·LOAD]); in the band:
+        // kept; out of it: resized; at the deepest prefix: never split.
+        assert_eq!(shape_for(3, 10, SPLIT_AT + 1, SPLIT_AT), (true, 10));
+        assert_eq!(shape_for(3, 10, 3000, SPLIT_AT), (false, 10));
+        assert_eq!(shape_for(3, 10, 1000, SPLIT_AT), (false, 6));
+        assert_eq!(shape_for(3, 2, 1000, SPLIT_AT), (false, 6));
+        assert_eq!(shape_for(MAX_DEPTH, 10, 1 << 20, SPLIT_AT), (false, 10));
+    }
+
+    #[test]
     fn dead_ranges_contain_exactly_their_refs() {
         let mut d = DeadRanges::default();
         d.add(10, 20);

@@ -739,3 +739,18 @@ fn growth_and_shrinkage_split_and_resize_partitions_without_a_rebuild() {
     assert_eq!(dead, 0);
     assert!(small * 8 <= buckets, "{buckets} -> {small} buckets");
 }
+
+#[test]
+fn radix_sort_sorts_like_sort_unstable() {
+    let mut rng = Rng(17);
+    for len in [0usize, 1, 7, 1000, 40_000] {
+        // Full-range values, and values sharing their high bytes.
+        for mask in [u32::MAX, 0xFFF] {
+            let mut v: Vec<u32> = (0..len).map(|_| rng.next() as u32 & mask).collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            radix_sort(&mut v);
+            assert_eq!(v, want, "len {len} mask {mask:#x}");
+        }
+    }
+}
