@@ -38,23 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ix = if std::env::var("AUSCOUT_BULK").is_ok() {
         Index::from_tracks(1, data.iter().map(|h| (None, &b""[..], &h[..])))?
     } else {
-        // Every insert is timed: the worst is where the index pauses while growing.
         let mut ix = Index::new();
-        let mut worst = (0.0f64, 0usize);
-        for (k, h) in data.iter().enumerate() {
-            let t = Instant::now();
+        for h in &data {
             ix.insert(None, b"", h)?;
-            let ms = t.elapsed().as_secs_f64() * 1e3;
-            if ms > worst.0 {
-                worst = (ms, k);
-            }
         }
-        println!(
-            "worst insert of the build: {:.3} ms (insert #{}, at {:.1}M frames)",
-            worst.0,
-            worst.1 + 1,
-            (worst.1 * workload::FRAMES) as f64 / 1e6
-        );
         ix
     };
     println!(
