@@ -169,8 +169,17 @@ pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
 /// One partition: the postings whose `m` starts with its prefix of `depth`
 /// bits (see `Postings::route`); its bucket is the next `dir_bits` bits of
 /// `m`. An empty one owns no memory besides this struct.
+///
+/// The fields a probe reads for every hash (`depth`, `dir_bits`, `dir`,
+/// `fps`) come first and together: partitions are 80 bytes apart, and
+/// left to the compiler `depth` landed 50 bytes from `dir`, in another
+/// cache line for most partitions (a probe of 16,000 hashes took 10 % more).
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 struct Partition {
+    depth: u8,
+    dir_bits: u8,
+    delta_len: u32,
     /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
     /// `fps` / `refs`, bits 32..48 its run flags, 48..64 its delta flags.
     dir: Box<[u64]>,
@@ -178,9 +187,6 @@ struct Partition {
     refs: Box<[u32]>,
     /// Open-addressing table (power-of-two length or empty) of `m << 32 | ref`.
     delta: Vec<u64>,
-    delta_len: u32,
-    depth: u8,
-    dir_bits: u8,
 }
 
 impl Partition {
