@@ -416,7 +416,8 @@ fn bad_input_is_an_error_and_changes_nothing() {
         cmd("auscout.lookup")
             .arg("idx")
             .arg(&h)
-            .arg(wire(&[0, 0x1ff]))
+            // 10 bits, over the default cap of 9
+            .arg(wire(&[0, 0x3ff]))
             .clone(),
         cmd("auscout.lookup")
             .arg("idx")
