@@ -44,7 +44,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         ix
     };
-    println!("{} frames built in {:.1?}", ix.frame_count(), t.elapsed());
+    println!(
+        "{} frames built in {:.1?}, {:.2} bytes/frame",
+        ix.frame_count(),
+        t.elapsed(),
+        ix.mem_usage() as f64 / ix.frame_count() as f64
+    );
 
     for threads in [1, 2] {
         let params = LookupParams {

@@ -15,20 +15,23 @@
 //! (`append`); another one moves to a fresh range.
 //!
 //! Pauses: inserts, appends and removes do work proportional to their frames
-//! (plus an amortised share of partition merges). Two events rebuild the
-//! postings of the whole index at once, in time linear in its frames (the
-//! worst pause; the bench reports it, seconds at tens of millions of frames):
-//! the number of postings leaves 1/4–4× of what the geometry was built for
-//! (so the next rebuild is again 4× further away: at most about log4(n)
-//! rebuilds while growing to n postings), or the 2^32 refs are used up (after
-//! ~4G frames inserted since the last rebuild) and all live tracks are
-//! re-based. `Index::from_tracks` (RDB load) builds once, with no merges.
+//! plus an amortised share of partition merges, which also split partitions
+//! and resize their directories as the index grows or shrinks (see
+//! `postings`): no change of size rebuilds the whole index. Building 40M
+//! frames by 20,000-frame inserts, the worst insert takes about 10 ms in
+//! process and 20–50 ms through the server bench (before, the rebuild at
+//! 16.8M frames held the server about 1 s, and one at 67M would have taken
+//! about four times that). One event still rebuilds the postings of the whole
+//! index at once, in time linear in its frames: the 2^32 refs are used up
+//! (after ~4G frames inserted since the last re-base) and all live tracks
+//! are re-based. `Index::from_tracks` (RDB load) builds once, with no merges.
 
 mod memsize;
 mod postings;
 
 use std::collections::BTreeMap;
 
+use crate::prefetch::prefetch;
 use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
 
@@ -109,6 +112,9 @@ pub struct Index {
     postings: Postings,
     frames: u64,
     next_id: TrackId,
+    /// Whole-postings rebuilds since creation (tests: growth never causes one).
+    #[cfg(test)]
+    rebuilds: u32,
 }
 
 impl Default for Index {
@@ -131,6 +137,92 @@ fn run_starts(prev: Option<u32>, hashes: &[u32], start: u32, mut f: impl FnMut(u
     }
 }
 
+/// The postings (`mix(hash) << 32 | ref`) of `hashes`, whose frames have
+/// refs from `start`, `prev` the hash before them.
+fn postings_of(prev: Option<u32>, hashes: &[u32], start: u32) -> Vec<u64> {
+    let mut entries = Vec::with_capacity(hashes.len());
+    run_starts(prev, hashes, start, |r, h| {
+        entries.push((u64::from(mix(h)) << 32) | u64::from(r))
+    });
+    entries
+}
+
+/// The slot and frame of ref `r` in `slots` (tracks in base order), if a
+/// live track holds it.
+#[inline]
+fn resolve_in(slots: &[Slot], r: u32) -> Option<(u32, u32)> {
+    let k = slots.partition_point(|s| s.base <= r).checked_sub(1)?;
+    let s = slots.get(k)?;
+    let pos = r - s.base;
+    ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
+}
+
+/// Appends `hash << 32 | ref` to `out` for every ref of `refs` that a live
+/// track holds, in no particular order (merges that re-address postings ask
+/// for whole partitions of random refs). Sorted first, the refs find their
+/// slots in one walk along the slots instead of a binary search each, and
+/// their hashes are read in address order, each chunk prefetched first.
+fn hashes_at(slots: &[Slot], refs: &[u32], out: &mut Vec<u64>) {
+    const CHUNK: usize = 32;
+    let mut sorted = refs.to_vec();
+    radix_sort(&mut sorted);
+    let mut k = 0usize;
+    let mut at = [(0u32, 0u32); CHUNK];
+    for chunk in sorted.chunks(CHUNK) {
+        let mut found = 0;
+        for &r in chunk {
+            while slots.get(k + 1).is_some_and(|s| s.base <= r) {
+                k += 1;
+            }
+            let Some(s) = slots.get(k) else { continue };
+            let pos = r.wrapping_sub(s.base);
+            if r >= s.base && (pos as usize) < s.hashes.len() {
+                prefetch(s.hashes.as_ptr().wrapping_add(pos as usize));
+                if let Some(a) = at.get_mut(found) {
+                    *a = (k as u32, r);
+                    found += 1;
+                }
+            }
+        }
+        for &(s, r) in at.iter().take(found) {
+            if let Some(slot) = slots.get(s as usize) {
+                if let Some(&h) = slot.hashes.get(r.wrapping_sub(slot.base) as usize) {
+                    out.push((u64::from(h) << 32) | u64::from(r));
+                }
+            }
+        }
+    }
+}
+
+/// Sorts `v` in four counting passes of one byte each (a byte all keys
+/// share is skipped).
+fn radix_sort(v: &mut Vec<u32>) {
+    let mut tmp = vec![0u32; v.len()];
+    for shift in [0, 8, 16, 24] {
+        let mut at = [0usize; 257];
+        for &x in v.iter() {
+            if let Some(c) = at.get_mut(((x >> shift) & 255) as usize + 1) {
+                *c += 1;
+            }
+        }
+        if at.contains(&v.len()) {
+            continue;
+        }
+        for b in 1..at.len() {
+            at[b] += at[b - 1];
+        }
+        for &x in v.iter() {
+            if let Some(c) = at.get_mut(((x >> shift) & 255) as usize) {
+                if let Some(t) = tmp.get_mut(*c) {
+                    *t = x;
+                }
+                *c += 1;
+            }
+        }
+        std::mem::swap(v, &mut tmp);
+    }
+}
+
 fn count_runs(hashes: &[u32]) -> u64 {
     let mut n = 0;
     run_starts(None, hashes, 0, |_, _| n += 1);
@@ -148,6 +240,8 @@ impl Index {
             postings: Postings::default(),
             frames: 0,
             next_id: 1,
+            #[cfg(test)]
+            rebuilds: 0,
         }
     }
 
@@ -181,7 +275,8 @@ impl Index {
     /// Checks the internal invariants (tests only).
     #[cfg(test)]
     fn check(&self) {
-        self.postings.check();
+        self.postings
+            .check(&|refs, out| hashes_at(&self.slots, refs, out));
         assert!(self.next_base <= self.ref_limit);
         let mut prev_end = 0u32;
         for (k, s) in self.slots.iter().enumerate() {
@@ -254,8 +349,11 @@ impl Index {
     ) -> Result<TrackId, IndexError> {
         let id = self.check_new(id, hashes.len())?;
         let base = self.reserve(hashes.len())?;
+        let entries = postings_of(None, hashes, base);
+        // The track is in place before its postings: merges may look up
+        // the hashes of any live ref.
         self.push_slot(id, base, descr, hashes.to_vec());
-        self.add_postings(None, hashes, base);
+        self.add_postings(&entries);
         Ok(id)
     }
 
@@ -284,34 +382,35 @@ impl Index {
                 slot.hashes.extend_from_slice(hashes);
             }
             self.frames += hashes.len() as u64;
-            self.add_postings(prev, hashes, base + old_len as u32);
+            self.add_postings(&postings_of(prev, hashes, base + old_len as u32));
         } else {
             // Move the track to a fresh range at the top.
             let (descr, mut all) = self.retire(id, s);
             all.extend_from_slice(hashes);
             let base = self.reserve(all.len())?;
-            self.add_postings(None, &all, base);
+            let entries = postings_of(None, &all, base);
             self.push_slot(id, base, &descr, all);
+            self.add_postings(&entries);
         }
         Ok(total as u64)
     }
 
-    /// Adds the postings of `hashes` (frames numbered from ref `start`, `prev`
-    /// the hash before them), then does the merge work they pay for.
-    fn add_postings(&mut self, prev: Option<u32>, hashes: &[u32], start: u32) {
-        let mut entries = Vec::with_capacity(hashes.len());
-        run_starts(prev, hashes, start, |r, h| {
-            entries.push((u64::from(mix(h)) << 32) | u64::from(r))
-        });
-        self.postings.add(&entries);
-        self.after_change(entries.len() as u64);
+    /// Adds postings (see `postings_of`) of frames already in their
+    /// tracks, then does the merge work they pay for.
+    fn add_postings(&mut self, entries: &[u64]) {
+        let slots = &self.slots;
+        let hashes_of = |refs: &[u32], out: &mut Vec<u64>| hashes_at(slots, refs, out);
+        self.postings.add(entries, &hashes_of);
+        self.postings.work(entries.len() as u64, &hashes_of);
     }
 
     /// Removes a track; returns the number of frames it had.
     pub fn remove(&mut self, id: TrackId) -> Result<u64, IndexError> {
         let s = self.slot_of(id)?;
         let (_, hashes) = self.retire(id, s);
-        self.after_change(0);
+        let slots = &self.slots;
+        self.postings
+            .work(0, &|refs, out| hashes_at(slots, refs, out));
         Ok(hashes.len() as u64)
     }
 
@@ -348,24 +447,13 @@ impl Index {
         }
     }
 
-    /// Spends merge work, or rebuilds everything when the geometry no longer
-    /// suits the number of live postings (4× more or fewer than planned).
-    fn after_change(&mut self, inserted: u64) {
-        let live = self.postings.live();
-        let planned = addr_bits_for(live);
-        let current = self.postings.addr_bits();
-        // Right after a rebuild the load is 8–16 postings per bucket; rebuild
-        // when it leaves 2–32.
-        if planned >= current + 2 || planned + 3 <= current {
-            self.rebuild(false);
-        } else {
-            self.postings.work(inserted);
-        }
-    }
-
     /// Rebuilds all postings from the tracks (optionally re-basing them
     /// consecutively from ref 0 first).
     fn rebuild(&mut self, rebase: bool) {
+        #[cfg(test)]
+        {
+            self.rebuilds += 1;
+        }
         if rebase || self.tombstones > 0 {
             self.compact_slots();
         }
@@ -464,10 +552,7 @@ impl Index {
     /// Maps a ref to its live track's slot and frame; `None` for a dead ref.
     #[inline]
     fn resolve(&self, r: u32) -> Option<(u32, u32)> {
-        let k = self.slots.partition_point(|s| s.base <= r).checked_sub(1)?;
-        let s = self.slots.get(k)?;
-        let pos = r - s.base;
-        ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
+        resolve_in(&self.slots, r)
     }
 
     /// Index statistics: one sequential pass over the postings (a debugging
@@ -509,7 +594,7 @@ impl Index {
             };
             if !exact {
                 if let Some(t) = self.slots.get(s as usize) {
-                    crate::prefetch::prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
+                    prefetch(t.hashes.as_ptr().wrapping_add(pos as usize));
                 }
             }
             found.push((i, s, pos, exact));

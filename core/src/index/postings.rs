@@ -6,8 +6,12 @@
 //! hashes are far from uniform, the scrambled ones spread evenly over the
 //! partitions and buckets addressed by the top bits of `m`.
 //!
-//! Layout: `A` address bits (`2^A` buckets of about 8–32 postings) split into
-//! `P` partition bits and `D = A - P` directory bits. Each partition holds
+//! Layout: extendible hashing of *partitions*. A table of `2^G` entries
+//! (`route`, at most 2^14) maps the top `G` bits of `m` to a partition; a
+//! partition has its own prefix length `L ≤ G` (it owns `2^(G-L)` entries)
+//! and its own directory of `2^D` buckets addressed by the `D` bits of `m`
+//! after its prefix (`D ≤ 10`, `L + D ≤ 24`), sized for a load of about
+//! 8–32 postings per bucket. Each partition holds
 //! - an immutable *run*: a directory of `2^D + 1` entries, then per posting
 //!   the low byte of `m` (a fingerprint, scanned to skip non-matching
 //!   postings) and the ref. The bits of `m` between the bucket and the
@@ -28,9 +32,20 @@
 //! dead refs dropped) within a work budget proportional to the change, so no
 //! single insert pays for the whole index, deltas stay near
 //! `run / (2 · WORK_PER_POSTING)` on average, and a removed track's postings
-//! are gone within two sweeps. Only a change of geometry (the index grew or
-//! shrank about 4×) or a re-base of the ref space rebuilds everything at
-//! once: see `Index` for that bound.
+//! are gone within two sweeps.
+//!
+//! The same merges follow the index as it grows or shrinks; nothing is
+//! rebuilt at once. A merge leaving a partition of more than 24K–32K
+//! postings (`split_at`) splits it into two partitions one prefix bit
+//! longer (the table doubles first when needed; a copy of at most 2^14
+//! entries), and a merge whose partition's load has left `[2, 32]` gives it
+//! a directory sized anew. The run does not store the address bits a bigger
+//! directory or a split needs, so such a merge reads them back from the
+//! tracks' hashes (`HashesOf`): one random read per posting, once per
+//! doubling of each partition, paid from the same budget. Partitions never
+//! join again: a shrinking index keeps its partitions with smaller
+//! directories. Only a re-base of the ref space still rebuilds everything
+//! (see `Index`).
 
 use super::memsize::alloc_size;
 use crate::prefetch::prefetch;
@@ -38,16 +53,34 @@ use crate::prefetch::prefetch;
 /// Directory bits per partition (at most): a partition of 2^10 buckets holds
 /// about 8K–32K postings, so one merge rewrites well under 200 KB.
 const MAX_DIR_BITS: u32 = 10;
-/// The fingerprint is the low byte of `m`; bucket addresses use at most the
-/// top 24 bits.
+/// The fingerprint is the low byte of `m`; bucket addresses (partition
+/// prefix and directory bits) use at most the top 24 bits.
 pub(super) const MAX_ADDR_BITS: u32 = 24;
+/// Deepest partition prefix: 2^14 partitions at most, each still with the
+/// full `MAX_DIR_BITS` (partition numbers fit in `u16`).
+const MAX_DEPTH: u32 = MAX_ADDR_BITS - MAX_DIR_BITS;
+/// A merge leaving more postings than this (a load of `4·LOAD` at the full
+/// directory) splits the partition in two; the halves start at a load of
+/// about `2·LOAD`. Each partition splits a little earlier, by up to a
+/// quarter (see `split_at`).
+const SPLIT_AT: u64 = (4 * LOAD) << MAX_DIR_BITS;
+/// Merge work charged per posting whose scrambled hash is recovered from its
+/// track (a merge that needs more address bits than the run stores; see
+/// `Postings::merged`), besides the copy. A recovery takes several copies'
+/// time (~25 ns, a random read), but charging that in full slowed the sweep
+/// while a doubling's splits went on, and more deltas overflowed into
+/// unbudgeted merges (`DELTA_MAX`): in process, building 40M frames by
+/// 20,000-frame inserts, charged at 4 there were 329 inserts merging three
+/// or more partitions that way, at 1 there were 192.
+const RECOVER_COST: u64 = 1;
 /// Bits selecting one of the 16 run flags or 16 delta flags of a directory
 /// entry (bits 32..48 and 48..64).
 const FLAG_BITS: u32 = 4;
 const RUN_FLAGS_AT: u32 = 32;
 const DELTA_FLAGS_AT: u32 = 48;
-/// Postings per bucket right after a rebuild: in `(LOAD, 2·LOAD]`; a rebuild
-/// happens when the load leaves `[LOAD/4, 4·LOAD]` (see `Index`).
+/// Postings per bucket when a partition's directory is sized: in
+/// `(LOAD, 2·LOAD]`; a merge re-sizes it when the load has left
+/// `[LOAD/4, 4·LOAD]`.
 const LOAD: u64 = 8;
 /// Merge work (postings rewritten) granted per posting inserted.
 const WORK_PER_POSTING: u64 = 8;
@@ -59,7 +92,8 @@ const WORK_PER_REMOVED: u64 = 2;
 /// its linear-probing clusters must stay short.
 const DIRECT_MERGE: usize = 1024;
 const DELTA_MAX: usize = 4096;
-/// Fixed cost of one merge besides its postings (the directory walk).
+/// Most a merge costs besides its postings (the directory walk; a partition
+/// of `2^D` buckets costs `2^D`).
 const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
 /// Cost of visiting a partition with nothing to rewrite.
 const NOTHING_TO_MERGE: u64 = 64;
@@ -88,10 +122,53 @@ pub(super) fn addr_bits_for(postings: u64) -> u32 {
     (64 - (buckets - 1).leading_zeros()).min(MAX_ADDR_BITS)
 }
 
+/// Directory bits for a partition of prefix length `depth` holding `n`
+/// postings: a load in `(LOAD, 2·LOAD]` where the caps allow.
+fn dir_bits_for(n: u64, depth: u32) -> u32 {
+    addr_bits_for(n)
+        .min(MAX_DIR_BITS)
+        .min(MAX_ADDR_BITS.saturating_sub(depth))
+}
+
+/// The size above which a merge splits partition `p`: `SPLIT_AT` less up
+/// to a quarter, pseudo-random per partition number. Scrambled hashes fill
+/// all partitions alike, so with one threshold they would all split within
+/// one sweep, each split a re-addressing merge (see `Postings::merged`):
+/// spread over thresholds 3/4–1 of the size, the splits of one doubling
+/// are spread over a quarter of it.
+fn split_at(p: usize) -> u64 {
+    let jitter = u64::from(mix(p as u32) >> 24);
+    SPLIT_AT - (((SPLIT_AT / 4) * jitter) >> 8)
+}
+
+/// What a merge makes of a partition of prefix length `depth` and `dir_bits`
+/// directory bits that will hold `n` postings: `(split, dir_bits)`, the
+/// directory bits being each half's after a split. The directory is kept
+/// while its load stays within `[LOAD/4, 4·LOAD]` (changing it costs a
+/// rewrite that may have to recover hashes, see `merged`).
+fn shape_for(depth: u32, dir_bits: u32, n: u64, split_at: u64) -> (bool, u32) {
+    if n > split_at && depth < MAX_DEPTH {
+        return (true, dir_bits_for(n / 2, depth + 1));
+    }
+    let buckets = 1u64 << dir_bits;
+    if n * 4 >= LOAD * buckets && n <= 4 * LOAD * buckets {
+        (false, dir_bits)
+    } else {
+        (false, dir_bits_for(n, depth))
+    }
+}
+
+/// Appends `hash << 32 | ref` to its second argument for every ref of the
+/// first whose track is live, in any order: the index keeps the tracks, the
+/// postings ask it when a merge needs address bits its run does not store.
+pub(super) type HashesOf<'a> = dyn Fn(&[u32], &mut Vec<u64>) + Sync + 'a;
+
 /// Calls its argument with `(m, ref)` for every posting to store.
 pub(super) type EachPosting<'a> = dyn Fn(&mut dyn FnMut(u32, u32)) + 'a;
 
-/// One partition. An empty one owns no memory besides this struct.
+/// One partition: the postings whose `m` starts with its prefix of `depth`
+/// bits (see `Postings::route`); its bucket is the next `dir_bits` bits of
+/// `m`. An empty one owns no memory besides this struct.
 #[derive(Debug, Clone, Default)]
 struct Partition {
     /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
@@ -102,9 +179,36 @@ struct Partition {
     /// Open-addressing table (power-of-two length or empty) of `m << 32 | ref`.
     delta: Vec<u64>,
     delta_len: u32,
+    depth: u8,
+    dir_bits: u8,
 }
 
 impl Partition {
+    fn empty(depth: u32, dir_bits: u32) -> Self {
+        Partition {
+            depth: depth as u8,
+            dir_bits: dir_bits as u8,
+            ..Partition::default()
+        }
+    }
+
+    /// The bucket of `m`: the `dir_bits` bits after the prefix.
+    #[inline]
+    fn bucket_of(&self, m: u32) -> usize {
+        ((u64::from(m << self.depth) << self.dir_bits) >> 32) as usize
+    }
+
+    /// The delta flag of `m` within its directory entry: the 4 bits of `m`
+    /// after the bucket.
+    #[inline]
+    fn flag_of(&self, m: u32) -> u64 {
+        1u64 << (DELTA_FLAGS_AT + ((m << (self.depth + self.dir_bits)) >> (32 - FLAG_BITS)))
+    }
+
+    fn buckets(&self) -> usize {
+        1 << self.dir_bits
+    }
+
     fn mem_usage(&self) -> usize {
         alloc_size(self.dir.len() * 8)
             + alloc_size(self.fps.len())
@@ -129,6 +233,9 @@ impl Partition {
 #[derive(Debug, Default)]
 struct Merged {
     part: Option<Partition>,
+    /// After a split, `part` is the half whose next prefix bit is 0 and this
+    /// the half whose bit is 1.
+    upper: Option<Partition>,
     /// Dead postings it no longer holds.
     dropped: u64,
     /// Work done (postings rewritten plus the directory walk).
@@ -189,14 +296,23 @@ impl DeadRanges {
 
 #[derive(Debug, Clone)]
 pub(super) struct Postings {
-    addr_bits: u32,
-    dir_bits: u32,
+    /// Extendible hashing: entry `i` is the partition of every `m` whose top
+    /// `route_bits` bits are `i`. A partition of prefix length `depth` owns
+    /// an aligned block of `2^(route_bits - depth)` entries. A merge that
+    /// leaves a partition too big splits it: the upper half of its block
+    /// then names a new partition appended to `parts` (the table doubles
+    /// first when the partition's depth is `route_bits`). Partitions never
+    /// join again; a shrinking one takes a smaller directory instead.
+    route: Vec<u16>,
+    route_bits: u32,
     parts: Vec<Partition>,
     /// Postings stored, dead ones included.
     stored: u64,
     /// Stored postings whose track is gone (purged by merges).
     dead: u64,
     /// Next partition the round-robin merge rewrites, and the work in hand.
+    /// A partition split off during a sweep is appended after the cursor
+    /// and merged again before the sweep ends (harmless: it starts clean).
     cursor: usize,
     credit: u64,
     /// Dead ranges recorded before the current sweep began (every partition
@@ -212,14 +328,17 @@ impl Default for Postings {
 }
 
 impl Postings {
+    /// Empty postings of `2^addr_bits` buckets: `2^(addr_bits - D)`
+    /// partitions of `2^D` buckets, `D = min(addr_bits, MAX_DIR_BITS)`.
     pub(super) fn with_addr_bits(addr_bits: u32) -> Self {
         let addr_bits = addr_bits.min(MAX_ADDR_BITS);
         let dir_bits = addr_bits.min(MAX_DIR_BITS);
-        let nparts = 1usize << (addr_bits - dir_bits);
+        let depth = addr_bits - dir_bits;
+        let nparts = 1usize << depth;
         Postings {
-            addr_bits,
-            dir_bits,
-            parts: vec![Partition::default(); nparts],
+            route: (0..nparts).map(|p| p as u16).collect(),
+            route_bits: depth,
+            parts: vec![Partition::empty(depth, dir_bits); nparts],
             stored: 0,
             dead: 0,
             cursor: 0,
@@ -229,36 +348,23 @@ impl Postings {
         }
     }
 
-    pub(super) fn addr_bits(&self) -> u32 {
-        self.addr_bits
-    }
-
     /// Live postings.
+    #[cfg(test)]
     pub(super) fn live(&self) -> u64 {
         self.stored - self.dead
     }
 
     #[inline]
-    fn geom(&self) -> Geom {
-        Geom {
-            addr_bits: self.addr_bits,
-            dir_bits: self.dir_bits,
+    fn router(&self) -> Router<'_> {
+        Router {
+            route: &self.route,
+            bits: self.route_bits,
         }
     }
 
     #[inline]
     fn part_of(&self, m: u32) -> usize {
-        self.geom().part_of(m)
-    }
-
-    #[inline]
-    fn bucket_of(&self, m: u32) -> usize {
-        self.geom().bucket_of(m)
-    }
-
-    #[inline]
-    fn flag_of(&self, m: u32) -> u64 {
-        self.geom().flag_of(m)
+        self.router().part_of(m)
     }
 
     /// Adds postings, each `m << 32 | ref` (`m` the scrambled hash).
@@ -266,31 +372,16 @@ impl Postings {
     /// Each posting lands at a random place (its delta slot and its
     /// directory flag), so the work is organised for the CPU to overlap
     /// those cache misses: postings are grouped by partition (a counting
-    /// sort), every delta table is grown once up front, then chunk by chunk
-    /// the target lines are first prefetched and only then written.
-    pub(super) fn add(&mut self, entries: &[u64]) {
+    /// sort), then each partition's delta is grown once and chunk by chunk
+    /// the target lines are first prefetched and only then written. With a
+    /// second thread each half of the partitions does its own growing and
+    /// placing (growing tables is a quarter of an insert).
+    pub(super) fn add(&mut self, entries: &[u64], hashes_of: &HashesOf) {
         let np = self.parts.len();
         let mut at = vec![0usize; np + 1];
         for &e in entries {
             if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
                 *c += 1;
-            }
-        }
-        let nb = 1usize << self.dir_bits;
-        let direct: Vec<bool> = self
-            .parts
-            .iter()
-            .zip(at.iter().skip(1))
-            .map(|(part, &n)| n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX)
-            .collect();
-        for (p, part) in self.parts.iter_mut().enumerate() {
-            let n = at.get(p + 1).copied().unwrap_or(0);
-            if n > 0 && !direct.get(p).copied().unwrap_or(false) {
-                if part.dir.is_empty() {
-                    part.dir = vec![0u64; nb + 1].into_boxed_slice();
-                }
-                delta_reserve(part, n);
-                part.delta_len += n as u32;
             }
         }
         for k in 1..at.len() {
@@ -306,36 +397,38 @@ impl Postings {
                 *c += 1;
             }
         }
-        // Big groups go straight into their runs; the rest into the deltas.
-        let mut pending = Vec::with_capacity(entries.len());
-        for (p, &is_direct) in direct.iter().enumerate() {
+        let router = Router {
+            route: &self.route,
+            bits: self.route_bits,
+        };
+        let mid = np / 2;
+        let direct =
+            if crate::pool::insert_threads() > 1 && entries.len() >= PARALLEL_PLACE && mid > 0 {
+                let split = starts.get(mid).copied().unwrap_or(0);
+                let (low, high) = self.parts.split_at_mut(mid);
+                let (first, second) = grouped.split_at(split);
+                let (low_starts, high_starts) = starts.split_at(mid);
+                let mut direct_high = Vec::new();
+                let mut direct = Vec::new();
+                crate::pool::join(
+                    || direct = place_postings(router, low, 0, low_starts, first),
+                    || direct_high = place_postings(router, high, mid, high_starts, second),
+                );
+                direct.extend(direct_high);
+                direct
+            } else {
+                place_postings(router, &mut self.parts, 0, &starts, &grouped)
+            };
+        // Big groups go straight into their runs. A merge may split its
+        // partition, which appends one: the numbers in `direct` stay valid.
+        for p in direct {
             let (lo, hi) = (
                 starts.get(p).copied().unwrap_or(0),
                 starts.get(p + 1).copied().unwrap_or(0),
             );
-            let Some(group) = grouped.get(lo..hi) else {
-                continue;
-            };
-            if is_direct && !group.is_empty() {
-                self.merge(p, group);
-            } else {
-                pending.extend_from_slice(group);
+            if let Some(group) = grouped.get(lo..hi) {
+                self.merge(p, group, hashes_of);
             }
-        }
-        // `pending` is grouped by ascending partition: with a second thread,
-        // each half of the partitions takes its own postings.
-        let geom = self.geom();
-        let mid = self.parts.len() / 2;
-        if crate::pool::insert_threads() > 1 && pending.len() >= PARALLEL_PLACE && mid > 0 {
-            let split = pending.partition_point(|&e| geom.part_of((e >> 32) as u32) < mid);
-            let (low, high) = self.parts.split_at_mut(mid);
-            let (first, second) = pending.split_at(split);
-            crate::pool::join(
-                || place_postings(geom, low, 0, first),
-                || place_postings(geom, high, mid, second),
-            );
-        } else {
-            place_postings(geom, &mut self.parts, 0, &pending);
         }
         self.stored += entries.len() as u64;
     }
@@ -350,7 +443,7 @@ impl Postings {
     }
 
     /// Grants merge work for `inserted` new postings and spends what is in hand.
-    pub(super) fn work(&mut self, inserted: u64) {
+    pub(super) fn work(&mut self, inserted: u64, hashes_of: &HashesOf) {
         self.credit = self.credit.saturating_add(inserted * WORK_PER_POSTING);
         // A sweep that rewrites every partition costs about `stored`: never
         // carry more credit than that (a long quiet stretch must not buy a pause).
@@ -388,15 +481,20 @@ impl Postings {
                 crate::pool::map(&[first, second], |group| {
                     group
                         .iter()
-                        .map(|&p| this.merged(p, &[]))
+                        .map(|&p| this.merged(p, &[], hashes_of))
                         .collect::<Vec<_>>()
                 })
                 .into_iter()
                 .flatten()
                 .collect()
             } else {
-                batch.iter().map(|&p| self.merged(p, &[])).collect()
+                batch
+                    .iter()
+                    .map(|&p| self.merged(p, &[], hashes_of))
+                    .collect()
             };
+            // Installing may split partitions: the halves are appended, so
+            // the numbers of the batch stay valid.
             let cost: u64 = batch
                 .iter()
                 .zip(merged)
@@ -412,17 +510,26 @@ impl Postings {
         }
     }
 
-    /// The work `merged(p, &[])` will do.
+    /// The work `merged(p, &[], _)` will do (an estimate: dead postings may
+    /// change the shape it gives the partition).
     fn merge_cost(&self, p: usize) -> u64 {
         let Some(part) = self.parts.get(p) else {
             return 0;
         };
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         if part.delta_len == 0 && (no_dead || part.refs.is_empty()) {
-            NOTHING_TO_MERGE
-        } else {
-            (part.refs.len() + part.delta_len as usize) as u64 + MERGE_OVERHEAD
+            return NOTHING_TO_MERGE;
         }
+        let run = part.refs.len() as u64;
+        let n = run + u64::from(part.delta_len);
+        let (split, dir_bits) = shape_for(
+            u32::from(part.depth),
+            u32::from(part.dir_bits),
+            n,
+            split_at(p),
+        );
+        let recover = u32::from(split) + dir_bits > u32::from(part.dir_bits);
+        n + part.buckets() as u64 + if recover { RECOVER_COST * run } else { 0 }
     }
 
     #[inline]
@@ -430,16 +537,21 @@ impl Postings {
         self.dead_new.contains(r) || self.dead_old.contains(r)
     }
 
-    /// Rewrites partition `p`'s run with its delta merged in and dead refs
-    /// dropped. Returns the work done.
-    fn merge(&mut self, p: usize, extra: &[u64]) -> u64 {
-        let m = self.merged(p, extra);
+    /// Rewrites partition `p`'s run with its delta and `extra` merged in and
+    /// dead refs dropped (splitting it when it has grown too big). Returns
+    /// the work done.
+    fn merge(&mut self, p: usize, extra: &[u64], hashes_of: &HashesOf) -> u64 {
+        let m = self.merged(p, extra, hashes_of);
         self.install(p, m)
     }
 
     /// Puts a merge's result in place; returns its work.
     fn install(&mut self, p: usize, m: Merged) -> u64 {
         if let Some(new) = m.part {
+            if let Some(upper) = m.upper {
+                self.split_route(p, u32::from(new.depth) - 1);
+                self.parts.push(upper);
+            }
             if let Some(slot) = self.parts.get_mut(p) {
                 *slot = new;
             }
@@ -449,9 +561,38 @@ impl Postings {
         m.cost
     }
 
+    /// Points the upper half of the route block of partition `p` (prefix
+    /// length `depth`) at the partition about to be appended, doubling the
+    /// table first when `p`'s prefix is as long as the table's. At most
+    /// `2^MAX_DEPTH` entries are touched, once per split.
+    fn split_route(&mut self, p: usize, depth: u32) {
+        if depth >= self.route_bits {
+            self.route = self.route.iter().flat_map(|&x| [x, x]).collect();
+            self.route_bits += 1;
+        }
+        let len = 1usize << (self.route_bits - depth);
+        let q = self.parts.len() as u16;
+        if let Some(first) = self.route.iter().position(|&x| usize::from(x) == p) {
+            if let Some(upper) = self.route.get_mut(first + len / 2..first + len) {
+                upper.fill(q);
+            }
+        }
+    }
+
     /// Partition `p` rewritten with its delta and `extra` merged in and dead
-    /// refs dropped (`part: None` when there is nothing to rewrite).
-    fn merged(&self, p: usize, extra: &[u64]) -> Merged {
+    /// refs dropped (`part: None` when there is nothing to rewrite), in the
+    /// shape `shape_for` gives it: split in two halves one prefix bit
+    /// longer, and/or with another directory size.
+    ///
+    /// The run stores of each posting only its bucket (the `dir_bits` bits
+    /// after the prefix) and its fingerprint. A shape that needs no more
+    /// address bits than that (same or smaller directory, or a split into
+    /// halves of at most `dir_bits - 1` directory bits) regroups run buckets
+    /// in order. One that needs more recovers `m` of every run posting from
+    /// its track's hash (`hashes_of`, about one random read per posting):
+    /// that happens once per doubling of a partition (its split) and when a
+    /// small partition's directory grows.
+    fn merged(&self, p: usize, extra: &[u64], hashes_of: &HashesOf) -> Merged {
         let no_dead = self.dead_new.is_empty() && self.dead_old.is_empty();
         let Some(part) = self.parts.get(p) else {
             return Merged::default();
@@ -466,62 +607,189 @@ impl Postings {
         }
         let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
         fresh.extend_from_slice(extra);
-        fresh.sort_unstable();
-        let cost = (run_len + fresh.len()) as u64 + MERGE_OVERHEAD;
-        let nb = 1usize << self.dir_bits;
-        let mut dir = Vec::with_capacity(nb + 1);
-        let mut fps = Vec::with_capacity(run_len + fresh.len());
-        let mut refs = Vec::with_capacity(run_len + fresh.len());
+        let mut cost = (run_len + fresh.len()) as u64 + part.buckets() as u64;
         let mut dropped = 0u64;
+        if !no_dead {
+            let before = fresh.len();
+            fresh.retain(|&e| !self.is_dead(e as u32));
+            dropped += (before - fresh.len()) as u64;
+        }
+        let live_run = if no_dead {
+            run_len
+        } else {
+            part.refs.iter().filter(|&&r| !self.is_dead(r)).count()
+        };
+        let (depth, old_bits) = (u32::from(part.depth), u32::from(part.dir_bits));
+        let (split, dir_bits) = shape_for(
+            depth,
+            old_bits,
+            (live_run + fresh.len()) as u64,
+            split_at(p),
+        );
+        if no_dead && !split && dir_bits == old_bits {
+            fresh.sort_unstable();
+            return Merged {
+                part: Some(Self::spliced(part, &fresh)),
+                upper: None,
+                dropped: 0,
+                cost,
+            };
+        }
+        // Address bits of the result after the old prefix: the half, then the bucket.
+        let out_bits = u32::from(split) + dir_bits;
+        let recover = out_bits > old_bits;
+        // Output address `a` (half, then bucket) of a posting.
+        let address = |m: u32| ((u64::from(m << depth) << out_bits) >> 32) as usize;
+        if recover {
+            let refs: Vec<u32> = part
+                .refs
+                .iter()
+                .copied()
+                .filter(|&r| no_dead || !self.is_dead(r))
+                .collect();
+            let from = fresh.len();
+            hashes_of(&refs, &mut fresh);
+            for e in fresh.iter_mut().skip(from) {
+                *e = (u64::from(mix((*e >> 32) as u32)) << 32) | (*e & 0xFFFF_FFFF);
+            }
+            // Run postings without a track are dead (a live one always has one).
+            dropped += (run_len - (fresh.len() - from)) as u64;
+            cost += RECOVER_COST * refs.len() as u64;
+            fresh = group_by(&fresh, 1 << out_bits, |e| address((e >> 32) as u32));
+        } else {
+            fresh.sort_unstable();
+        }
+        // Output address `a` gathers the run buckets
+        // `a << shift .. (a + 1) << shift` and the fresh postings of `a`.
+        let shift = old_bits.saturating_sub(out_bits);
+        let nb = 1usize << dir_bits;
+        let per_half = (run_len + fresh.len()) >> u32::from(split);
         let mut j = 0;
-        for b in 0..nb {
-            let start = refs.len();
-            let (f, r) = part.bucket(b);
-            if no_dead {
-                fps.extend_from_slice(f);
-                refs.extend_from_slice(r);
-            } else {
-                for (&fp, &rf) in f.iter().zip(r) {
-                    if self.is_dead(rf) {
-                        dropped += 1;
-                    } else {
-                        fps.push(fp);
-                        refs.push(rf);
+        let mut halves = Vec::with_capacity(2);
+        for h in 0..1usize << u32::from(split) {
+            let mut dir = Vec::with_capacity(nb + 1);
+            let mut fps = Vec::with_capacity(per_half);
+            let mut refs = Vec::with_capacity(per_half);
+            for b in 0..nb {
+                let a = (h << dir_bits) | b;
+                let start = refs.len();
+                if !recover {
+                    for ob in a << shift..(a + 1) << shift {
+                        let (f, r) = part.bucket(ob);
+                        if no_dead {
+                            fps.extend_from_slice(f);
+                            refs.extend_from_slice(r);
+                        } else {
+                            for (&fp, &rf) in f.iter().zip(r) {
+                                if self.is_dead(rf) {
+                                    dropped += 1;
+                                } else {
+                                    fps.push(fp);
+                                    refs.push(rf);
+                                }
+                            }
+                        }
                     }
                 }
-            }
-            while let Some(&e) = fresh.get(j) {
-                if self.bucket_of((e >> 32) as u32) != b {
-                    break;
-                }
-                j += 1;
-                let rf = e as u32;
-                if !no_dead && self.is_dead(rf) {
-                    dropped += 1;
-                } else {
+                while let Some(&e) = fresh.get(j) {
+                    if address((e >> 32) as u32) != a {
+                        break;
+                    }
+                    j += 1;
                     fps.push((e >> 32) as u8);
-                    refs.push(rf);
+                    refs.push(e as u32);
                 }
+                let flags = fps.get(start..).map_or(0, run_flags);
+                dir.push(start as u64 | flags);
             }
-            let flags = fps.get(start..).map_or(0, run_flags);
-            dir.push(start as u64 | flags);
+            dir.push(refs.len() as u64);
+            let child_depth = depth + u32::from(split);
+            halves.push(if refs.is_empty() {
+                Partition::empty(child_depth, dir_bits)
+            } else {
+                Partition {
+                    dir: dir.into_boxed_slice(),
+                    fps: fps.into_boxed_slice(),
+                    refs: refs.into_boxed_slice(),
+                    delta: Vec::new(),
+                    delta_len: 0,
+                    depth: child_depth as u8,
+                    dir_bits: dir_bits as u8,
+                }
+            });
         }
-        dir.push(refs.len() as u64);
-        let new = if refs.is_empty() {
-            Partition::default()
-        } else {
-            Partition {
-                dir: dir.into_boxed_slice(),
-                fps: fps.into_boxed_slice(),
-                refs: refs.into_boxed_slice(),
-                delta: Vec::new(),
-                delta_len: 0,
-            }
-        };
+        let upper = if split { halves.pop() } else { None };
         Merged {
-            part: Some(new),
+            part: halves.pop(),
+            upper,
             dropped,
             cost,
+        }
+    }
+
+    /// `part`'s run with `fresh` (sorted, none dead) inserted, each after
+    /// its bucket's postings: what the general merge builds when nothing is
+    /// dead, but the run is copied in one piece between insertion points and
+    /// the directory is shifted instead of rebuilt bucket by bucket (a merge
+    /// inserts a few hundred postings into thousands; this is most of an
+    /// add's merge work).
+    fn spliced(part: &Partition, fresh: &[u64]) -> Partition {
+        let nb = part.buckets();
+        let total = part.refs.len() + fresh.len();
+        let mut fps = Vec::with_capacity(total);
+        let mut refs = Vec::with_capacity(total);
+        // Run flags of the fresh postings per bucket, and how many go in front
+        // of each bucket (prefix sums below).
+        let mut before = vec![0u32; nb + 1];
+        let mut added_flags = vec![0u64; nb];
+        let old_offset = |b: usize| part.dir.get(b).map_or(0, |&d| d as u32 as usize);
+        let mut copied = 0;
+        for &e in fresh {
+            let (m, rf) = ((e >> 32) as u32, e as u32);
+            let b = part.bucket_of(m);
+            // Everything of the old run up to the end of bucket `b` first.
+            let end = old_offset(b + 1).max(copied);
+            if let (Some(f), Some(r)) = (part.fps.get(copied..end), part.refs.get(copied..end)) {
+                fps.extend_from_slice(f);
+                refs.extend_from_slice(r);
+            }
+            copied = end;
+            fps.push(m as u8);
+            refs.push(rf);
+            if let Some(c) = before.get_mut(b + 1) {
+                *c += 1;
+            }
+            if let Some(f) = added_flags.get_mut(b) {
+                *f |= run_flag(m as u8);
+            }
+        }
+        if let (Some(f), Some(r)) = (part.fps.get(copied..), part.refs.get(copied..)) {
+            fps.extend_from_slice(f);
+            refs.extend_from_slice(r);
+        }
+        for k in 1..before.len() {
+            before[k] += before[k - 1];
+        }
+        const RUN_FLAG_MASK: u64 = 0xFFFF << RUN_FLAGS_AT;
+        let dir: Box<[u64]> = (0..=nb)
+            .map(|b| {
+                let old = part.dir.get(b).copied().unwrap_or(0);
+                let offset = old_offset(b) + before.get(b).copied().unwrap_or(0) as usize;
+                let flags = (old & RUN_FLAG_MASK) | added_flags.get(b).copied().unwrap_or(0);
+                offset as u64 | if b < nb { flags } else { 0 }
+            })
+            .collect();
+        if refs.is_empty() {
+            return Partition::empty(u32::from(part.depth), u32::from(part.dir_bits));
+        }
+        Partition {
+            dir,
+            fps: fps.into_boxed_slice(),
+            refs: refs.into_boxed_slice(),
+            delta: Vec::new(),
+            delta_len: 0,
+            depth: part.depth,
+            dir_bits: part.dir_bits,
         }
     }
 
@@ -543,6 +811,7 @@ impl Postings {
     /// at once and so do not hold the reorder window while they wait.
     pub(super) fn probe(&self, ms: &[u32], out: &mut Vec<(u32, u32, bool)>) {
         const CHUNK: usize = 32;
+        let router = self.router();
         let (order, sorted) = order_by_top_bits(ms);
         // Per probe of a chunk: (partition, bucket), then the run span to
         // scan (empty when the run flags rule the hash out) and whether the
@@ -553,10 +822,15 @@ impl Postings {
         let mut pending: Vec<(u32, u32, u32)> = Vec::new();
         for (chunk, idx) in sorted.chunks(CHUNK).zip(order.chunks(CHUNK)) {
             for (&m, l) in chunk.iter().zip(loc.iter_mut()) {
-                let (p, b) = (self.part_of(m), self.bucket_of(m));
-                if let Some(part) = self.parts.get(p) {
-                    prefetch(part.dir.as_ptr().wrapping_add(b));
-                }
+                let p = router.part_of(m);
+                let b = match self.parts.get(p) {
+                    Some(part) => {
+                        let b = part.bucket_of(m);
+                        prefetch(part.dir.as_ptr().wrapping_add(b));
+                        b
+                    }
+                    None => 0,
+                };
                 *l = (p as u32, b as u32);
             }
             for ((&m, &(p, b)), span) in chunk.iter().zip(loc.iter()).zip(spans.iter_mut()) {
@@ -569,7 +843,7 @@ impl Postings {
                 else {
                     continue;
                 };
-                let in_delta = lo & self.flag_of(m) != 0 && part.delta_len > 0;
+                let in_delta = lo & part.flag_of(m) != 0 && part.delta_len > 0;
                 // Branch-free: an absent nibble makes the span empty.
                 let in_run = u32::from(lo & run_flag(m as u8) != 0);
                 let (lo, hi) = (lo as u32, lo as u32 + (hi as u32 - lo as u32) * in_run);
@@ -644,12 +918,12 @@ impl Postings {
             let mut fresh: Vec<u64> = part.delta.iter().copied().filter(|&e| e != EMPTY).collect();
             fresh.sort_unstable();
             let mut j = 0;
-            for b in 0..(1usize << self.dir_bits) {
+            for b in 0..part.buckets() {
                 entries.clear();
                 let (f, r) = part.bucket(b);
                 entries.extend(f.iter().copied().zip(r.iter().copied()));
                 while let Some(&e) = fresh.get(j) {
-                    if self.bucket_of((e >> 32) as u32) != b {
+                    if part.bucket_of((e >> 32) as u32) != b {
                         break;
                     }
                     entries.push(((e >> 32) as u8, e as u32));
@@ -693,6 +967,7 @@ impl Postings {
 
     pub(super) fn mem_usage(&self) -> usize {
         std::mem::size_of::<Self>()
+            + alloc_size(self.route.capacity() * 2)
             + alloc_size(self.parts.capacity() * std::mem::size_of::<Partition>())
             + self.parts.iter().map(Partition::mem_usage).sum::<usize>()
             + self.dead_old.mem_usage()
@@ -705,8 +980,8 @@ impl Postings {
     /// of the postings is needed.
     pub(super) fn build(addr_bits: u32, each: &EachPosting) -> Self {
         let mut out = Postings::with_addr_bits(addr_bits);
-        let a = out.addr_bits;
-        let d = out.dir_bits;
+        let a = addr_bits.min(MAX_ADDR_BITS);
+        let d = a.min(MAX_DIR_BITS);
         let nb = 1usize << d;
         let global = |m: u32| -> usize {
             if a == 0 {
@@ -764,11 +1039,34 @@ impl Postings {
         out
     }
 
-    /// Checks the internal invariants (tests only).
+    /// Checks the internal invariants (tests only), with every run posting
+    /// of a live track located by its hash (`hashes_of`).
     #[cfg(test)]
-    pub(super) fn check(&self) {
+    pub(super) fn check(&self, hashes_of: &HashesOf) {
+        // The route: each partition owns one aligned block of
+        // `2^(route_bits - depth)` entries, and every partition has one.
+        assert_eq!(self.route.len(), 1 << self.route_bits);
+        assert!(self.route_bits <= MAX_DEPTH);
+        let mut blocks = vec![(usize::MAX, 0usize); self.parts.len()];
+        for (i, &p) in self.route.iter().enumerate() {
+            let b = &mut blocks[usize::from(p)];
+            if b.0 == usize::MAX {
+                b.0 = i;
+            }
+            assert_eq!(b.0 + b.1, i, "route block of partition {p} not contiguous");
+            b.1 += 1;
+        }
+        for (part, &(first, len)) in self.parts.iter().zip(&blocks) {
+            let depth = u32::from(part.depth);
+            assert!(depth <= self.route_bits);
+            assert_eq!(len, 1 << (self.route_bits - depth), "block size");
+            assert_eq!(first % len, 0, "block alignment");
+            assert!(u32::from(part.dir_bits) <= MAX_DIR_BITS);
+            assert!(depth + u32::from(part.dir_bits) <= MAX_ADDR_BITS);
+        }
         let mut stored = 0u64;
-        for part in &self.parts {
+        let mut found = Vec::new();
+        for (p, part) in self.parts.iter().enumerate() {
             stored += part.refs.len() as u64 + u64::from(part.delta_len);
             assert_eq!(
                 part.delta.iter().filter(|&&e| e != EMPTY).count(),
@@ -776,7 +1074,7 @@ impl Postings {
             );
             assert!(part.delta_len as usize * 2 <= part.delta.len() || part.delta.is_empty());
             if !part.refs.is_empty() || part.delta_len > 0 {
-                assert_eq!(part.dir.len(), (1 << self.dir_bits) + 1);
+                assert_eq!(part.dir.len(), part.buckets() + 1);
                 assert_eq!(
                     part.dir.last().map(|&x| x as u32 as usize),
                     Some(part.refs.len())
@@ -784,25 +1082,34 @@ impl Postings {
             }
             assert_eq!(part.fps.len(), part.refs.len());
             for b in 0..part.dir.len().saturating_sub(1) {
-                let (f, _) = part.bucket(b);
+                let (f, r) = part.bucket(b);
                 let flags = part.dir.get(b).copied().unwrap_or(0);
                 assert_eq!(
                     flags & run_flags(f),
                     run_flags(f),
                     "run posting without its flag"
                 );
+                found.clear();
+                hashes_of(r, &mut found);
+                found.sort_unstable_by_key(|&e| e as u32);
+                for (&fp, &rf) in f.iter().zip(r) {
+                    match found.binary_search_by_key(&rf, |&e| e as u32) {
+                        Ok(k) => {
+                            let m = mix((found[k] >> 32) as u32);
+                            assert_eq!(self.part_of(m), p, "run posting in another partition");
+                            assert_eq!(part.bucket_of(m), b, "run posting in another bucket");
+                            assert_eq!(fp, m as u8, "fingerprint");
+                        }
+                        Err(_) => assert!(self.is_dead(rf), "live posting without a track"),
+                    }
+                }
             }
             for &e in part.delta.iter().filter(|&&e| e != EMPTY) {
                 let m = (e >> 32) as u32;
-                assert_eq!(
-                    self.parts
-                        .get(self.part_of(m))
-                        .map(|q| std::ptr::eq(q, part)),
-                    Some(true)
-                );
-                let flags = part.dir.get(self.bucket_of(m)).copied().unwrap_or(0);
+                assert_eq!(self.part_of(m), p, "delta posting in another partition");
+                let flags = part.dir.get(part.bucket_of(m)).copied().unwrap_or(0);
                 assert!(
-                    flags & self.flag_of(m) != 0,
+                    flags & part.flag_of(m) != 0,
                     "delta posting without its flag"
                 );
             }
@@ -811,47 +1118,35 @@ impl Postings {
         assert!(self.dead <= self.stored);
     }
 
-    /// Address bits, partitions, dead postings (tests).
+    /// Bits of the route table (tests).
     #[cfg(test)]
-    pub(super) fn geometry(&self) -> (u32, usize, u64) {
-        (self.addr_bits, self.parts.len(), self.dead)
+    pub(super) fn route_bits(&self) -> u32 {
+        self.route_bits
+    }
+
+    /// Buckets over all partitions, partitions, dead postings (tests).
+    #[cfg(test)]
+    pub(super) fn geometry(&self) -> (u64, usize, u64) {
+        let buckets = self.parts.iter().map(|p| p.buckets() as u64).sum();
+        (buckets, self.parts.len(), self.dead)
     }
 }
 
-/// The address arithmetic of one geometry (2^`addr_bits` buckets, 2^`dir_bits`
-/// per partition), apart from `Postings` so threads placing postings in
+/// The route of `Postings`, apart from it so threads placing postings in
 /// disjoint partitions can share it.
 #[derive(Debug, Clone, Copy)]
-struct Geom {
-    addr_bits: u32,
-    dir_bits: u32,
+struct Router<'a> {
+    route: &'a [u16],
+    bits: u32,
 }
 
-impl Geom {
+impl Router<'_> {
+    /// The partition of `m`: one lookup in a table of at most 2^14 `u16`
+    /// (32 KB) that stays in cache.
     #[inline]
     fn part_of(self, m: u32) -> usize {
-        let part_bits = self.addr_bits - self.dir_bits;
-        if part_bits == 0 {
-            0
-        } else {
-            (m >> (32 - part_bits)) as usize
-        }
-    }
-
-    #[inline]
-    fn bucket_of(self, m: u32) -> usize {
-        if self.dir_bits == 0 {
-            0
-        } else {
-            ((m >> (32 - self.addr_bits)) & ((1 << self.dir_bits) - 1)) as usize
-        }
-    }
-
-    /// The delta flag of `m` within its directory entry.
-    #[inline]
-    fn flag_of(self, m: u32) -> u64 {
-        1u64 << (DELTA_FLAGS_AT
-            + ((m >> (32 - self.addr_bits - FLAG_BITS)) & ((1 << FLAG_BITS) - 1)))
+        let i = ((u64::from(m) << self.bits) >> 32) as usize;
+        self.route.get(i).map_or(0, |&p| usize::from(p))
     }
 }
 
@@ -860,17 +1155,46 @@ impl Geom {
 const PARALLEL_PLACE: usize = 4096;
 
 /// Puts `entries` (grouped by partition, all within `parts`, whose first is
-/// partition `first`) into their deltas and sets their directory flags. The
-/// deltas have room already. Each posting lands on two random lines (delta
-/// slot, directory entry), so a chunk's lines are prefetched before any is
-/// written.
-fn place_postings(geom: Geom, parts: &mut [Partition], first: usize, entries: &[u64]) {
-    let local = |m: u32| geom.part_of(m).wrapping_sub(first);
-    for chunk in entries.chunks(64) {
+/// partition `first`; partition `first + k`'s group starts at `starts[k]`,
+/// offsets counted from `starts[0]`) into their deltas, growing each delta
+/// once, and sets their directory flags. Returns the partitions whose group
+/// is too big for their delta: the caller merges those straight into their
+/// runs. Each posting lands on two random lines (delta slot, directory
+/// entry), so a chunk's lines are prefetched before any is written.
+fn place_postings(
+    router: Router,
+    parts: &mut [Partition],
+    first: usize,
+    starts: &[usize],
+    entries: &[u64],
+) -> Vec<usize> {
+    let base = starts.first().copied().unwrap_or(0);
+    let mut direct = Vec::new();
+    let mut placed = Vec::with_capacity(entries.len());
+    for (k, part) in parts.iter_mut().enumerate() {
+        let lo = starts.get(k).map_or(entries.len(), |&s| s - base);
+        let hi = starts.get(k + 1).map_or(entries.len(), |&s| s - base);
+        let n = hi.saturating_sub(lo);
+        if n == 0 {
+            continue;
+        }
+        if n >= DIRECT_MERGE || part.delta_len as usize + n > DELTA_MAX {
+            direct.push(first + k);
+            continue;
+        }
+        if part.dir.is_empty() {
+            part.dir = vec![0u64; part.buckets() + 1].into_boxed_slice();
+        }
+        delta_reserve(part, n);
+        part.delta_len += n as u32;
+        placed.extend_from_slice(entries.get(lo..hi).unwrap_or(&[]));
+    }
+    let local = |m: u32| router.part_of(m).wrapping_sub(first);
+    for chunk in placed.chunks(64) {
         for &e in chunk {
             let m = (e >> 32) as u32;
             if let Some(part) = parts.get(local(m)) {
-                prefetch(part.dir.as_ptr().wrapping_add(geom.bucket_of(m)));
+                prefetch(part.dir.as_ptr().wrapping_add(part.bucket_of(m)));
                 let at = m as usize & part.delta.len().wrapping_sub(1);
                 prefetch(part.delta.as_ptr().wrapping_add(at));
             }
@@ -879,12 +1203,14 @@ fn place_postings(geom: Geom, parts: &mut [Partition], first: usize, entries: &[
             let m = (e >> 32) as u32;
             if let Some(part) = parts.get_mut(local(m)) {
                 place(&mut part.delta, e);
-                if let Some(d) = part.dir.get_mut(geom.bucket_of(m)) {
-                    *d |= geom.flag_of(m);
+                let (b, flag) = (part.bucket_of(m), part.flag_of(m));
+                if let Some(d) = part.dir.get_mut(b) {
+                    *d |= flag;
                 }
             }
         }
     }
+    direct
 }
 
 /// Bytes `k..k + 8` of `bytes` as a little-endian word, zero past the end.
@@ -966,6 +1292,30 @@ fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
     (order, sorted)
 }
 
+/// `entries` grouped by `key` (below `keys`), in ascending key order: a
+/// counting sort, stable.
+fn group_by(entries: &[u64], keys: usize, key: impl Fn(u64) -> usize) -> Vec<u64> {
+    let mut at = vec![0usize; keys + 1];
+    for &e in entries {
+        if let Some(c) = at.get_mut(key(e) + 1) {
+            *c += 1;
+        }
+    }
+    for k in 1..at.len() {
+        at[k] += at[k - 1];
+    }
+    let mut out = vec![0u64; entries.len()];
+    for &e in entries {
+        if let Some(c) = at.get_mut(key(e)) {
+            if let Some(o) = out.get_mut(*c) {
+                *o = e;
+            }
+            *c += 1;
+        }
+    }
+    out
+}
+
 /// Makes room for `more` entries in an open-addressing table, keeping its
 /// load at most 1/2.
 fn delta_reserve(part: &mut Partition, more: usize) {
@@ -1019,6 +1369,23 @@ mod tests {
         assert_eq!(addr_bits_for(16 * 16 + 1), 5);
         assert_eq!(addr_bits_for(40_000_000), 22);
         assert_eq!(addr_bits_for(u64::MAX / 2), MAX_ADDR_BITS);
+    }
+
+    #[test]
+    fn partitions_split_between_three_quarters_and_all_of_split_at() {
+        let thresholds: Vec<u64> = (0..4096).map(split_at).collect();
+        assert!(thresholds
+            .iter()
+            .all(|&t| t > SPLIT_AT / 4 * 3 && t <= SPLIT_AT));
+        let (lo, hi) = (thresholds.iter().min(), thresholds.iter().max());
+        assert!(hi.zip(lo).is_some_and(|(h, l)| h - l > SPLIT_AT / 5));
+        // Too big: split (halves at a load in (LOAD, 2·LOAD]); in the band:
+        // kept; out of it: resized; at the deepest prefix: never split.
+        assert_eq!(shape_for(3, 10, SPLIT_AT + 1, SPLIT_AT), (true, 10));
+        assert_eq!(shape_for(3, 10, 3000, SPLIT_AT), (false, 10));
+        assert_eq!(shape_for(3, 10, 1000, SPLIT_AT), (false, 6));
+        assert_eq!(shape_for(3, 2, 1000, SPLIT_AT), (false, 6));
+        assert_eq!(shape_for(MAX_DEPTH, 10, 1 << 20, SPLIT_AT), (false, 10));
     }
 
     #[test]

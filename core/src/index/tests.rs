@@ -352,8 +352,8 @@ fn merges_purge_dead_postings_and_keep_probes_exact() {
         model.insert(id, hs);
     }
     ix.check();
-    let (bits, parts, _) = ix.postings.geometry();
-    assert!(parts > 1, "{bits} address bits give one partition");
+    let (buckets, parts, _) = ix.postings.geometry();
+    assert!(parts > 1, "{buckets} buckets in one partition");
     assert_probes_match(&ix, &model, &mut rng);
     // Remove every other track: their postings turn dead, then merges drop them.
     let ids: Vec<TrackId> = model.keys().copied().step_by(2).collect();
@@ -388,17 +388,17 @@ fn geometry_grows_and_shrinks_with_the_index() {
     let mut rng = Rng(5);
     let mut ix = Index::new();
     let mut model = BTreeMap::new();
-    let mut seen_bits = Vec::new();
+    let mut seen_buckets = Vec::new();
     for _ in 0..120 {
         let hs = random_track(&mut rng, 2500);
         let id = ix.insert(None, b"", &hs).unwrap_or(0);
         model.insert(id, hs);
-        seen_bits.push(ix.postings.geometry().0);
+        seen_buckets.push(ix.postings.geometry().0);
     }
     ix.check();
-    seen_bits.dedup();
-    assert!(seen_bits.len() >= 4, "address bits went {seen_bits:?}");
-    assert!(seen_bits.windows(2).all(|w| w[0] < w[1]));
+    seen_buckets.dedup();
+    assert!(seen_buckets.len() >= 4, "buckets went {seen_buckets:?}");
+    assert!(seen_buckets.windows(2).all(|w| w[0] < w[1]));
     let big = ix.postings.geometry().0;
     let ids: Vec<TrackId> = model.keys().copied().collect();
     for id in ids.iter().skip(3) {
@@ -406,8 +406,9 @@ fn geometry_grows_and_shrinks_with_the_index() {
         assert!(ix.remove(*id).is_ok());
     }
     ix.check();
-    assert!(ix.postings.geometry().0 + 3 <= big, "did not shrink");
+    assert!(ix.postings.geometry().0 * 8 <= big, "did not shrink");
     assert_probes_match(&ix, &model, &mut rng);
+    assert_eq!(ix.rebuilds, 0);
 }
 
 /// A small ref space runs out again and again: live tracks are re-based and
@@ -650,4 +651,106 @@ fn inserts_placed_on_two_threads_equal_a_bulk_load() {
     two.check();
     assert_probes_match(&two, &model, &mut rng);
     crate::pool::set_insert_threads(1);
+}
+
+/// The probes of `ix` equal those of a bulk load of the same tracks (and
+/// those of the naive model).
+fn assert_equals_bulk_load(ix: &Index, model: &BTreeMap<TrackId, Vec<u32>>, rng: &mut Rng) {
+    let bulk = Index::from_tracks(
+        ix.next_id(),
+        model.iter().map(|(&id, h)| (Some(id), &b""[..], &h[..])),
+    );
+    let Ok(bulk) = bulk else {
+        panic!("bulk load failed")
+    };
+    bulk.check();
+    let mut probes: Vec<u32> = (0..2000).map(|_| rng.next() as u32).collect();
+    for hs in model.values() {
+        probes.extend(hs.iter().step_by(31));
+    }
+    let got = probe_all(ix, &probes);
+    assert_eq!(got, probe_all(&bulk, &probes));
+    assert_eq!(got, model_probe(model, &probes));
+}
+
+/// Growing from empty to far past the first partition's size splits
+/// partitions one merge at a time (the table of partitions doubling as
+/// needed) and never rebuilds the whole index; every step keeps the
+/// invariants (each run posting where its hash says) and the answers of a
+/// bulk load. Then removes shrink the directories, again without a rebuild.
+#[test]
+fn growth_and_shrinkage_split_and_resize_partitions_without_a_rebuild() {
+    let mut rng = Rng(101);
+    let mut ix = Index::new();
+    let mut model = BTreeMap::new();
+    let mut parts_seen = Vec::new();
+    for k in 0..150 {
+        // Tracks of varied length, some with repeats (runs share a posting).
+        let len = 2000 + rng.below(14_000) as usize;
+        let mut hs = random_track(&mut rng, len);
+        if k % 7 == 0 {
+            for j in (1..hs.len()).step_by(3) {
+                hs[j] = hs[j - 1];
+            }
+        }
+        let id = ix.insert(None, b"", &hs).unwrap_or(0);
+        model.insert(id, hs);
+        parts_seen.push(ix.postings.geometry().1);
+        if k % 15 == 14 {
+            ix.check();
+            assert_equals_bulk_load(&ix, &model, &mut rng);
+        }
+    }
+    assert_eq!(ix.rebuilds, 0, "growth rebuilt the whole index");
+    let (buckets, parts, _) = ix.postings.geometry();
+    // About 1.1M postings: well over 16 partitions of at most 32K.
+    assert!(parts >= 32, "{parts} partitions");
+    assert!(ix.postings.route_bits() >= 5);
+    assert!(
+        parts_seen.windows(2).all(|w| w[0] <= w[1]),
+        "partitions never join"
+    );
+    assert!(buckets >= (parts as u64) << 9, "{buckets} buckets");
+    // Shrink: remove all but a few tracks, with some inserts in between.
+    let ids: Vec<TrackId> = model.keys().copied().collect();
+    for (n, id) in ids.iter().enumerate().skip(4) {
+        model.remove(id);
+        assert!(ix.remove(*id).is_ok());
+        if n % 40 == 0 {
+            let hs = random_track(&mut rng, 500);
+            let id = ix.insert(None, b"", &hs).unwrap_or(0);
+            model.insert(id, hs);
+        }
+        if n % 25 == 0 {
+            ix.check();
+            assert_equals_bulk_load(&ix, &model, &mut rng);
+        }
+    }
+    // Work of later changes completes the sweeps that drop the dead postings.
+    for _ in 0..10 {
+        let hs = random_track(&mut rng, 2000);
+        let id = ix.insert(None, b"", &hs).unwrap_or(0);
+        model.insert(id, hs);
+    }
+    ix.check();
+    assert_equals_bulk_load(&ix, &model, &mut rng);
+    assert_eq!(ix.rebuilds, 0, "shrinking rebuilt the whole index");
+    let (small, _, dead) = ix.postings.geometry();
+    assert_eq!(dead, 0);
+    assert!(small * 8 <= buckets, "{buckets} -> {small} buckets");
+}
+
+#[test]
+fn radix_sort_sorts_like_sort_unstable() {
+    let mut rng = Rng(17);
+    for len in [0usize, 1, 7, 1000, 40_000] {
+        // Full-range values, and values sharing their high bytes.
+        for mask in [u32::MAX, 0xFFF] {
+            let mut v: Vec<u32> = (0..len).map(|_| rng.next() as u32 & mask).collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            radix_sort(&mut v);
+            assert_eq!(v, want, "len {len} mask {mask:#x}");
+        }
+    }
 }
