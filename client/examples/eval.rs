@@ -8,9 +8,15 @@
 //! cargo run --release -p auscout-client --example eval -- \
 //!     [--corpus /tmp/bench/corpus/index] [--queries /tmp/bench/q/queries.csv] \
 //!     [--out results.csv] [--cache /tmp/auscout-eval] [--toggles 4] [--probe-budget 16000] \
-//!     [--threshold 0.25] \
+//!     [--threshold 0.25] [--ids add-output.txt] \
 //!     [--calibrate] [--dump candidates.csv] [--no-score]
 //! ```
+//!
+//! Tracks get ids 1, 2, … in file-name order; `--ids` takes them (and the
+//! insertion order) from the output of `auscoutclient add` (`PATH: id N`
+//! lines) instead, so the index is the one that run built in Redis: candidates
+//! that tie on votes are ranked by slot, so the order can decide a clip whose
+//! true alignment ties with chance ones.
 //!
 //! Fingerprints are cached in `--cache` (one small binary file per audio file,
 //! keyed by path, size and mtime), so only the first run decodes audio.
@@ -56,6 +62,8 @@ struct Args {
     /// `limit` of the dump's and the calibration's lookups: more than 50
     /// verifies more candidates (to study candidate selection offline).
     dump_limit: Option<usize>,
+    /// `auscoutclient add` output giving each track's id.
+    ids: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -71,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         score: true,
         dump: None,
         dump_limit: LookupParams::default().limit,
+        ids: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
             "--calibrate" => a.calibrate = true,
             "--no-score" => a.score = false,
             "--dump" => a.dump = Some(value()?.into()),
+            "--ids" => a.ids = Some(value()?.into()),
             "--dump-limit" => {
                 a.dump_limit = Some(value()?.parse().map_err(|e| format!("--dump-limit: {e}"))?)
             }
@@ -132,6 +142,11 @@ fn run() -> Result<(), String> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
+    if let Some(ids) = &args.ids {
+        let ids = read_ids(ids)?;
+        // Files the add run did not list go last, in name order.
+        files.sort_by_key(|f| ids.get(f).copied().unwrap_or(TrackId::MAX));
+    }
     let t0 = Instant::now();
     let prints = fingerprint_all(&files, &fixed, &args.cache);
     let mut src = Corpus::default();
@@ -645,6 +660,18 @@ impl FrameSource for Corpus {
 }
 
 // ------------------------------------------------------------------ manifest
+
+/// `PATH: id N` lines of `auscoutclient add` output, as path → id.
+fn read_ids(path: &Path) -> Result<HashMap<PathBuf, TrackId>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (file, id) = l.rsplit_once(": id ")?;
+            Some((PathBuf::from(file), id.trim().parse().ok()?))
+        })
+        .collect())
+}
 
 struct Row {
     clip: String,

@@ -15,23 +15,37 @@ use crate::error::ClientError;
 
 /// The lowest sample rate the hash is defined for (the 33 bands reach 2900 Hz).
 pub const MIN_SAMPLE_RATE: u32 = 6000;
-/// Toggle masks have at most this many bits (the module's default cap).
-pub const MAX_TOGGLE_BITS: u32 = 8;
+/// Toggle masks have at most this many bits (the module's default cap; the
+/// CLI's `-g` keeps the original's 0–8, more comes from the probe budget).
+pub const MAX_TOGGLE_BITS: u32 = 9;
 /// Default probe budget of a query: frames × 2^toggle bits. It is what a
 /// 1,000-frame (10.7 s) query with 4 toggle bits costs the server, so shorter
-/// queries get more bits (a 1 s clip 8, a 2 or 3 s clip 6, a 5 s clip 5) at
-/// no more than that cost: few frames are exactly when every frame's chance of landing within
-/// its toggles of the stored hash matters most (noisy 1–2 s clips).
+/// queries get more bits (a 5 s clip 5) at no more than that cost: few frames
+/// are exactly when every frame's chance of landing within its toggles of the
+/// stored hash matters most (noisy short clips).
 pub const DEFAULT_PROBE_BUDGET: u64 = 16_000;
+/// Queries of at most this many hashes (3.2 s at 6000 Hz) get
+/// [`SHORT_QUERY_BUDGET_FACTOR`] times the budget: under heavy broadband noise half of
+/// a frame's bits are coin flips, and a 1–3 s clip has too few frames for
+/// one of them to land within 6 toggle bits of the stored hash (bench: 9 bits
+/// at 2 s find 2 of the 4 noise10 clips 6 bits missed; at 1 s, 9 bits instead
+/// of 8 find 2 more room clips). A short lookup then probes up to 5× what a
+/// 10 s one does, and a long one no more than before.
+pub const SHORT_QUERY_FRAMES: usize = 300;
+pub const SHORT_QUERY_BUDGET_FACTOR: u64 = 5;
 
 /// Toggle bits per frame for a query of `frames` hashes: the most bits in
-/// `min_bits..=MAX_TOGGLE_BITS` with `frames × 2^bits ≤ budget`, and never
-/// fewer than `min_bits` (capped at [`MAX_TOGGLE_BITS`]). A budget of 0 means
-/// exactly `min_bits`.
-pub fn budget_toggle_bits(frames: usize, min_bits: u32, budget: u64) -> u32 {
+/// `min_bits..=MAX_TOGGLE_BITS` with `frames × 2^bits ≤ budget` (×
+/// [`SHORT_QUERY_BUDGET_FACTOR`] for a short query), and never fewer than
+/// `min_bits` (capped at [`MAX_TOGGLE_BITS`]). A budget of 0 means exactly
+/// `min_bits`.
+pub fn budget_toggle_bits(frames: usize, min_bits: u32, mut budget: u64) -> u32 {
     let min_bits = min_bits.min(MAX_TOGGLE_BITS);
     if budget == 0 {
         return min_bits;
+    }
+    if frames <= SHORT_QUERY_FRAMES {
+        budget = budget.saturating_mul(SHORT_QUERY_BUDGET_FACTOR);
     }
     let frames = (frames as u64).max(1);
     (min_bits..=MAX_TOGGLE_BITS)
@@ -39,6 +53,9 @@ pub fn budget_toggle_bits(frames: usize, min_bits: u32, budget: u64) -> u32 {
         .find(|&b| frames.saturating_mul(1 << b) <= budget)
         .unwrap_or(min_bits)
 }
+
+/// Bits per rank entry in the packed `u64` (a bit index is 0..32).
+const RANK_FIELD: u32 = 5;
 /// Number of Bark-spaced bands; adjacent pairs give the 32 hash bits.
 pub const NUM_BANDS: usize = 33;
 const NUM_BITS: usize = NUM_BANDS - 1;
@@ -225,8 +242,9 @@ pub struct Hasher {
     samples_seen: u64,
     hashes: Vec<u32>,
     /// Fixed bits: the masks. With a budget: each frame's [`MAX_TOGGLE_BITS`]
-    /// least reliable bit indices, most likely to flip first, packed one per
-    /// byte of a `u64` (the mask width is only known at the end).
+    /// least reliable bit indices, most likely to flip first, packed
+    /// [`RANK_FIELD`] bits each in a `u64` (the mask width is only known at
+    /// the end).
     toggles: Vec<u32>,
     ranks: Vec<u64>,
 }
@@ -241,14 +259,14 @@ impl Hasher {
     /// min_bits, probe_budget)` bits each (`probe_budget` 0: exactly `min_bits`).
     pub fn with_budget(sr: u32, min_bits: u32, probe_budget: u64) -> Result<Self, ClientError> {
         let toggle_bits = min_bits;
-        if sr < MIN_SAMPLE_RATE {
-            return Err(ClientError::BadOption(format!(
-                "sample rate {sr} Hz is below the minimum of {MIN_SAMPLE_RATE} Hz"
-            )));
-        }
         if toggle_bits > MAX_TOGGLE_BITS {
             return Err(ClientError::BadOption(format!(
                 "toggles must be 0..={MAX_TOGGLE_BITS}, got {toggle_bits}"
+            )));
+        }
+        if sr < MIN_SAMPLE_RATE {
+            return Err(ClientError::BadOption(format!(
+                "sample rate {sr} Hz is below the minimum of {MIN_SAMPLE_RATE} Hz"
             )));
         }
         let frame_len = frame_length(sr);
@@ -379,17 +397,17 @@ fn hash_bits(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, 
     (hash, mask_of(ranks, p))
 }
 
-/// The mask of the first `p` bit indices packed in `ranks` (byte `i` = the
+/// The mask of the first `p` bit indices packed in `ranks` (field `i` = the
 /// `i`-th least reliable bit).
 fn mask_of(ranks: u64, p: u32) -> u32 {
     (0..p.min(MAX_TOGGLE_BITS)).fold(0u32, |t, i| {
-        t | (0x8000_0000 >> ((ranks >> (8 * i)) & 0x1f))
+        t | (0x8000_0000 >> ((ranks >> (RANK_FIELD * i)) & 0x1f))
     })
 }
 
 /// The hash of frame `t` and its `p` least reliable bits (smallest exact
-/// `|D|`, ties by the lower bit index), most likely to flip first, packed one
-/// index per byte for [`mask_of`]. Since the order is kept, the masks of every
+/// `|D|`, ties by the lower bit index), most likely to flip first, packed
+/// [`RANK_FIELD`] bits per index for [`mask_of`]. Since the order is kept, the masks of every
 /// width up to `p` are prefixes of it.
 fn hash_ranked(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u64) {
     let mut hash = 0u32;
@@ -418,10 +436,9 @@ fn hash_ranked(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32
         best[i] = (a, m);
         filled = (filled + 1).min(p);
     }
-    let ranks = best[..p]
-        .iter()
-        .enumerate()
-        .fold(0u64, |r, (i, &(_, m))| r | ((m as u64) << (8 * i)));
+    let ranks = best[..p].iter().enumerate().fold(0u64, |r, (i, &(_, m))| {
+        r | ((m as u64) << (RANK_FIELD as usize * i))
+    });
     (hash, ranks)
 }
 
@@ -492,14 +509,25 @@ mod tests {
             .iter()
             .map(|&n| budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET))
             .collect();
-        assert_eq!(bits, [8, 6, 6, 5, 4]);
-        // The budget is never exceeded unless the floor demands it.
+        assert_eq!(bits, [9, 9, 8, 5, 4]);
+        // The budget (5× for a short query) is never exceeded unless the floor
+        // demands it, and is used up to the cap.
         for n in 1..3000usize {
             let b = budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET);
-            assert!((4..=MAX_TOGGLE_BITS).contains(&b));
-            assert!(b == 4 || (n as u64) << b <= DEFAULT_PROBE_BUDGET, "n {n}");
-            assert!(b == MAX_TOGGLE_BITS || (n as u64) << (b + 1) > DEFAULT_PROBE_BUDGET);
+            let budget = if n <= SHORT_QUERY_FRAMES {
+                SHORT_QUERY_BUDGET_FACTOR * DEFAULT_PROBE_BUDGET
+            } else {
+                DEFAULT_PROBE_BUDGET
+            };
+            assert!((4..=MAX_TOGGLE_BITS).contains(&b), "n {n}");
+            assert!(b == 4 || (n as u64) << b <= budget, "n {n}");
+            assert!(
+                b == MAX_TOGGLE_BITS || (n as u64) << (b + 1) > budget,
+                "n {n}"
+            );
         }
+        // A 10 s query costs no more than before the short-query rule.
+        assert!(903 << budget_toggle_bits(903, 4, DEFAULT_PROBE_BUDGET) <= DEFAULT_PROBE_BUDGET);
         assert_eq!(
             budget_toggle_bits(0, 4, DEFAULT_PROBE_BUDGET),
             MAX_TOGGLE_BITS
@@ -507,16 +535,18 @@ mod tests {
         assert_eq!(budget_toggle_bits(1_000_000, 4, DEFAULT_PROBE_BUDGET), 4);
         assert_eq!(budget_toggle_bits(10, 4, 0), 4);
         assert_eq!(budget_toggle_bits(10, 6, 0), 6);
+        assert_eq!(budget_toggle_bits(10, 12, 0), MAX_TOGGLE_BITS);
         assert_eq!(
-            budget_toggle_bits(10, 12, DEFAULT_PROBE_BUDGET),
+            budget_toggle_bits(100_000, 12, DEFAULT_PROBE_BUDGET),
             MAX_TOGGLE_BITS
         );
+        assert_eq!(budget_toggle_bits(10, 4, u64::MAX), MAX_TOGGLE_BITS);
     }
 
     #[test]
     fn budget_masks_equal_fixed_masks_of_the_chosen_width() {
         let sr = 6000;
-        for seconds in [1.0, 2.0, 5.0] {
+        for seconds in [1.0, 2.0, 3.0, 5.0] {
             let signal = test_signal((6000.0 * seconds) as usize, sr);
             let mut h = Hasher::with_budget(sr, 4, DEFAULT_PROBE_BUDGET).unwrap();
             h.push(&signal);
@@ -616,7 +646,7 @@ mod tests {
             Err(ClientError::BadOption(_))
         ));
         assert!(matches!(
-            Hasher::new(6000, 9),
+            Hasher::new(6000, MAX_TOGGLE_BITS + 1),
             Err(ClientError::BadOption(_))
         ));
     }

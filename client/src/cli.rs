@@ -65,7 +65,8 @@ pub struct Options {
           value_parser = clap::value_parser!(u32).range(0..=8))]
     pub toggles: u32,
     /// Query frames x 2^toggle bits a lookup may probe: clips shorter than
-    /// ~10 s get more toggle bits (up to 8); 0 = exactly -g bits
+    /// ~10 s get more toggle bits (up to 9; clips of at most 3.2 s get 5x the
+    /// budget); 0 = exactly -g bits
     #[arg(long, global = true, default_value_t = auscoutclient::audiohash::DEFAULT_PROBE_BUDGET)]
     pub probe_budget: u64,
     /// Lookup threshold in [0, 1] (default: the server's)

@@ -4,9 +4,13 @@
 //! Vorbis, M4A/AAC, ALAC, AIFF, CAF, MKV/WebM). Channels are averaged to mono.
 //! A damaged packet is skipped and counted, a container reset re-opens the
 //! track, the end of the stream (or a file cut short) ends it cleanly; only a
-//! file we cannot read at all is an error.
+//! file we cannot read at all is an error. The encoder priming an MP4 edit
+//! list declares is dropped (symphonia 0.6.1 does not apply edit lists; see
+//! [`crate::mp4_priming`]), so M4A/AAC positions match the original audio.
 
+use std::collections::HashMap;
 use std::fs::File;
+use std::io::SeekFrom;
 use std::path::Path;
 
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
@@ -17,6 +21,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
 use crate::error::ClientError;
+use crate::mp4_priming::{read_primings, Priming};
 
 /// Demuxer errors tolerated in a row before the file is declared unreadable.
 const MAX_CONSECUTIVE_DEMUX_ERRORS: u32 = 16;
@@ -37,6 +42,11 @@ pub struct Decoder {
     /// Per-channel scratch, reused across packets.
     planes: Vec<Vec<f32>>,
     mono: Vec<f32>,
+    /// MP4 edit-list priming by track id (empty for other containers).
+    primings: HashMap<u32, Priming>,
+    /// Leading samples of the current track still to drop: `None` until the
+    /// first decoded packet gives the sample rate to convert the priming at.
+    skip: Option<u64>,
     damaged_packets: u64,
     last_packet_error: Option<SymphoniaError>,
     decoded_frames: u64,
@@ -57,9 +67,19 @@ impl Decoder {
 
     /// Decodes from any seekable or unseekable source (a file, a `Cursor` over bytes, …).
     pub fn from_source(
-        source: Box<dyn MediaSource>,
+        mut source: Box<dyn MediaSource>,
         extension: Option<&str>,
     ) -> Result<Self, ClientError> {
+        // The edit lists are read ahead of symphonia, from a seekable source
+        // only (an unseekable MP4 is decoded with its priming, as before).
+        let primings = if source.is_seekable() {
+            let start = source.stream_position()?;
+            let found = read_primings(&mut source);
+            source.seek(SeekFrom::Start(start))?;
+            found
+        } else {
+            HashMap::new()
+        };
         let stream = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = extension {
@@ -85,6 +105,8 @@ impl Decoder {
             track_id,
             planes: Vec::new(),
             mono: Vec::new(),
+            primings,
+            skip: None,
             damaged_packets: 0,
             last_packet_error: None,
             decoded_frames: 0,
@@ -105,6 +127,7 @@ impl Decoder {
                     let (decoder, track_id) = open_track(self.format.as_ref())?;
                     self.decoder = decoder;
                     self.track_id = track_id;
+                    self.skip = None;
                     continue;
                 }
                 Err(SymphoniaError::IoError(e))
@@ -140,6 +163,22 @@ impl Decoder {
                     }
                     buffer.copy_to_vecs_planar::<f32>(&mut self.planes);
                     mix_to_mono(&self.planes[..channels], &mut self.mono);
+                    let track_id = self.track_id;
+                    let skip = self.skip.get_or_insert_with(|| {
+                        self.primings
+                            .get(&track_id)
+                            .map_or(0, |p| p.samples_at(sample_rate))
+                    });
+                    if *skip > 0 {
+                        let n = usize::try_from(*skip)
+                            .unwrap_or(usize::MAX)
+                            .min(self.mono.len());
+                        self.mono.drain(..n);
+                        *skip -= n as u64;
+                        if self.mono.is_empty() {
+                            continue;
+                        }
+                    }
                     self.decoded_frames += self.mono.len() as u64;
                     return Ok(Some(MonoChunk {
                         sample_rate,

@@ -237,7 +237,7 @@ mod tests {
                 ..HashOptions::default()
             },
             HashOptions {
-                toggle_bits: 9,
+                toggle_bits: MAX_TOGGLE_BITS + 1,
                 ..HashOptions::default()
             },
             HashOptions {

@@ -9,6 +9,7 @@ pub mod audiohash;
 pub mod decode;
 pub mod error;
 pub mod fingerprint;
+pub mod mp4_priming;
 pub mod reply;
 pub mod resample;
 pub mod shard;
