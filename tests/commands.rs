@@ -416,8 +416,8 @@ fn bad_input_is_an_error_and_changes_nothing() {
         cmd("auscout.lookup")
             .arg("idx")
             .arg(&h)
-            // 10 bits, over the default cap of 9
-            .arg(wire(&[0, 0x3ff]))
+            // 9 bits, over the default cap of 8
+            .arg(wire(&[0, 0x1ff]))
             .clone(),
         cmd("auscout.lookup")
             .arg("idx")
@@ -543,7 +543,7 @@ fn configs_are_visible_settable_and_validated() {
         .map(|p| (p[0].clone(), p[1].clone()))
         .collect();
     assert_eq!(map["auscout.default-threshold"], "0.25");
-    assert_eq!(map["auscout.max-toggle-bits"], "9");
+    assert_eq!(map["auscout.max-toggle-bits"], "8");
     assert_eq!(map["auscout.threads"], "2");
     config_set(&mut c, "auscout.default-threshold", "0.5").unwrap();
     config_set(&mut c, "auscout.max-toggle-bits", "4").unwrap();

@@ -15,9 +15,13 @@ use crate::error::ClientError;
 
 /// The lowest sample rate the hash is defined for (the 33 bands reach 2900 Hz).
 pub const MIN_SAMPLE_RATE: u32 = 6000;
-/// Toggle masks have at most this many bits (the module's default cap; the
-/// CLI's `-g` keeps the original's 0–8, more comes from the probe budget).
+/// Toggle masks have at most this many bits (the CLI's `-g` keeps the
+/// original's 0–8; a 9th comes from the probe budget, for a server whose
+/// `auscout.max-toggle-bits` allows it).
 pub const MAX_TOGGLE_BITS: u32 = 9;
+/// The module's default `auscout.max-toggle-bits`: what a fingerprint may use
+/// when the server's cap is not known.
+pub const SERVER_DEFAULT_MAX_TOGGLE_BITS: u32 = 8;
 /// Default probe budget of a query: frames × 2^toggle bits. It is what a
 /// 1,000-frame (10.7 s) query with 4 toggle bits costs the server, so shorter
 /// queries get more bits (a 5 s clip 5) at no more than that cost: few frames
@@ -35,12 +39,14 @@ pub const SHORT_QUERY_FRAMES: usize = 300;
 pub const SHORT_QUERY_BUDGET_FACTOR: u64 = 5;
 
 /// Toggle bits per frame for a query of `frames` hashes: the most bits in
-/// `min_bits..=MAX_TOGGLE_BITS` with `frames × 2^bits ≤ budget` (×
+/// `min_bits..=max_bits` with `frames × 2^bits ≤ budget` (×
 /// [`SHORT_QUERY_BUDGET_FACTOR`] for a short query), and never fewer than
-/// `min_bits` (capped at [`MAX_TOGGLE_BITS`]). A budget of 0 means exactly
+/// `min_bits` (both capped at `max_bits`, itself at most [`MAX_TOGGLE_BITS`]:
+/// the cap of the server the query goes to). A budget of 0 means exactly
 /// `min_bits`.
-pub fn budget_toggle_bits(frames: usize, min_bits: u32, mut budget: u64) -> u32 {
-    let min_bits = min_bits.min(MAX_TOGGLE_BITS);
+pub fn budget_toggle_bits(frames: usize, min_bits: u32, mut budget: u64, max_bits: u32) -> u32 {
+    let max_bits = max_bits.min(MAX_TOGGLE_BITS);
+    let min_bits = min_bits.min(max_bits);
     if budget == 0 {
         return min_bits;
     }
@@ -48,7 +54,7 @@ pub fn budget_toggle_bits(frames: usize, min_bits: u32, mut budget: u64) -> u32 
         budget = budget.saturating_mul(SHORT_QUERY_BUDGET_FACTOR);
     }
     let frames = (frames as u64).max(1);
-    (min_bits..=MAX_TOGGLE_BITS)
+    (min_bits..=max_bits)
         .rev()
         .find(|&b| frames.saturating_mul(1 << b) <= budget)
         .unwrap_or(min_bits)
@@ -226,6 +232,8 @@ pub struct Hasher {
     /// 0: every mask gets `toggle_bits` bits; otherwise the bits are chosen at
     /// [`Hasher::finish`] from the hash count ([`budget_toggle_bits`]).
     probe_budget: u64,
+    /// Most bits a budgeted mask gets ([`Hasher::cap_bits`]).
+    max_bits: u32,
     frame_len: usize,
     hop: usize,
     tables: Arc<FrameTables>,
@@ -275,6 +283,7 @@ impl Hasher {
             sr,
             toggle_bits,
             probe_budget,
+            max_bits: MAX_TOGGLE_BITS,
             frame_len,
             hop: frame_len / 32,
             fft_in: tables.fft.make_input_vec(),
@@ -291,6 +300,13 @@ impl Hasher {
             toggles: Vec::new(),
             ranks: Vec::new(),
         })
+    }
+
+    /// Budgeted masks get at most `max_bits` bits (the server's
+    /// `auscout.max-toggle-bits`; never more than [`MAX_TOGGLE_BITS`]).
+    pub fn cap_bits(mut self, max_bits: u32) -> Self {
+        self.max_bits = max_bits.min(MAX_TOGGLE_BITS);
+        self
     }
 
     /// The sample rate this hasher expects.
@@ -340,7 +356,12 @@ impl Hasher {
         let toggles = if self.probe_budget == 0 {
             self.toggles
         } else {
-            let bits = budget_toggle_bits(self.hashes.len(), self.toggle_bits, self.probe_budget);
+            let bits = budget_toggle_bits(
+                self.hashes.len(),
+                self.toggle_bits,
+                self.probe_budget,
+                self.max_bits,
+            );
             self.ranks.iter().map(|&r| mask_of(r, bits)).collect()
         };
         Ok(Fingerprint {
@@ -507,13 +528,13 @@ mod tests {
         // Clips of 1, 2, 3, 5 and 10 s at 6000 Hz: (6000·s − 2048) / 64 − 1 hashes.
         let bits: Vec<u32> = [60, 154, 248, 435, 903]
             .iter()
-            .map(|&n| budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET))
+            .map(|&n| budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS))
             .collect();
         assert_eq!(bits, [9, 9, 8, 5, 4]);
         // The budget (5× for a short query) is never exceeded unless the floor
         // demands it, and is used up to the cap.
         for n in 1..3000usize {
-            let b = budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET);
+            let b = budget_toggle_bits(n, 4, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS);
             let budget = if n <= SHORT_QUERY_FRAMES {
                 SHORT_QUERY_BUDGET_FACTOR * DEFAULT_PROBE_BUDGET
             } else {
@@ -527,20 +548,41 @@ mod tests {
             );
         }
         // A 10 s query costs no more than before the short-query rule.
-        assert!(903 << budget_toggle_bits(903, 4, DEFAULT_PROBE_BUDGET) <= DEFAULT_PROBE_BUDGET);
+        assert!(
+            903 << budget_toggle_bits(903, 4, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS)
+                <= DEFAULT_PROBE_BUDGET
+        );
         assert_eq!(
-            budget_toggle_bits(0, 4, DEFAULT_PROBE_BUDGET),
+            budget_toggle_bits(0, 4, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS),
             MAX_TOGGLE_BITS
         );
-        assert_eq!(budget_toggle_bits(1_000_000, 4, DEFAULT_PROBE_BUDGET), 4);
-        assert_eq!(budget_toggle_bits(10, 4, 0), 4);
-        assert_eq!(budget_toggle_bits(10, 6, 0), 6);
-        assert_eq!(budget_toggle_bits(10, 12, 0), MAX_TOGGLE_BITS);
         assert_eq!(
-            budget_toggle_bits(100_000, 12, DEFAULT_PROBE_BUDGET),
+            budget_toggle_bits(1_000_000, 4, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS),
+            4
+        );
+        assert_eq!(budget_toggle_bits(10, 4, 0, MAX_TOGGLE_BITS), 4);
+        assert_eq!(budget_toggle_bits(10, 6, 0, MAX_TOGGLE_BITS), 6);
+        assert_eq!(
+            budget_toggle_bits(10, 12, 0, MAX_TOGGLE_BITS),
             MAX_TOGGLE_BITS
         );
-        assert_eq!(budget_toggle_bits(10, 4, u64::MAX), MAX_TOGGLE_BITS);
+        assert_eq!(
+            budget_toggle_bits(100_000, 12, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS),
+            MAX_TOGGLE_BITS
+        );
+        assert_eq!(
+            budget_toggle_bits(10, 4, u64::MAX, MAX_TOGGLE_BITS),
+            MAX_TOGGLE_BITS
+        );
+        // The server's cap bounds everything, the floor included.
+        assert_eq!(budget_toggle_bits(154, 4, DEFAULT_PROBE_BUDGET, 9), 9);
+        assert_eq!(budget_toggle_bits(154, 4, DEFAULT_PROBE_BUDGET, 8), 8);
+        assert_eq!(budget_toggle_bits(154, 4, DEFAULT_PROBE_BUDGET, 6), 6);
+        assert_eq!(budget_toggle_bits(154, 8, 0, 6), 6);
+        assert_eq!(
+            budget_toggle_bits(154, 4, DEFAULT_PROBE_BUDGET, 12),
+            MAX_TOGGLE_BITS
+        );
     }
 
     #[test]
@@ -551,7 +593,12 @@ mod tests {
             let mut h = Hasher::with_budget(sr, 4, DEFAULT_PROBE_BUDGET).unwrap();
             h.push(&signal);
             let budgeted = h.finish().unwrap();
-            let p = budget_toggle_bits(budgeted.hashes.len(), 4, DEFAULT_PROBE_BUDGET);
+            let p = budget_toggle_bits(
+                budgeted.hashes.len(),
+                4,
+                DEFAULT_PROBE_BUDGET,
+                MAX_TOGGLE_BITS,
+            );
             assert!(p > 4, "{seconds} s");
             assert_eq!(budgeted, hash_all(&signal, sr, p).unwrap(), "{seconds} s");
         }

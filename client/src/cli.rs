@@ -65,10 +65,16 @@ pub struct Options {
           value_parser = clap::value_parser!(u32).range(0..=8))]
     pub toggles: u32,
     /// Query frames x 2^toggle bits a lookup may probe: clips shorter than
-    /// ~10 s get more toggle bits (up to 9; clips of at most 3.2 s get 5x the
-    /// budget); 0 = exactly -g bits
+    /// ~10 s get more toggle bits (up to --max-toggle-bits; clips of at most
+    /// 3.2 s get 5x the budget); 0 = exactly -g bits
     #[arg(long, global = true, default_value_t = auscoutclient::audiohash::DEFAULT_PROBE_BUDGET)]
     pub probe_budget: u64,
+    /// Most toggle bits per query frame the server accepts (its
+    /// auscout.max-toggle-bits; 0 to 9). Default: lookup asks the server, 8
+    /// (the module's default) if it cannot tell
+    #[arg(long, global = true,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(auscoutclient::audiohash::MAX_TOGGLE_BITS)))]
+    pub max_toggle_bits: Option<u32>,
     /// Lookup threshold in [0, 1] (default: the server's)
     #[arg(short, long, global = true)]
     pub threshold: Option<f64>,
@@ -200,11 +206,25 @@ mod tests {
         assert_eq!(cli.opts.probe_budget, lib.probe_budget);
         let cli = Cli::try_parse_from(["a", "lookup", "--probe-budget", "0", "x.wav"]);
         assert_eq!(cli.expect("parses").opts.probe_budget, 0);
+        // Not given: `lookup` asks the server for its cap.
+        assert_eq!(cli_max_bits(&["a", "lookup", "x.wav"]), None);
+        assert_eq!(
+            cli_max_bits(&["a", "lookup", "--max-toggle-bits", "9", "x"]),
+            Some(9)
+        );
+    }
+
+    fn cli_max_bits(args: &[&str]) -> Option<u32> {
+        Cli::try_parse_from(args)
+            .expect("parses")
+            .opts
+            .max_toggle_bits
     }
 
     #[test]
     fn out_of_range_values_are_refused() {
         assert!(Cli::try_parse_from(["a", "lookup", "-g", "9"]).is_err());
+        assert!(Cli::try_parse_from(["a", "lookup", "--max-toggle-bits", "10"]).is_err());
         assert!(Cli::try_parse_from(["a", "hash", "--sr", "5000"]).is_err());
         assert!(Cli::try_parse_from(["a", "add", "--shards", "0"]).is_err());
         assert!(Cli::try_parse_from(["a", "lookup", "--json", "--csv"]).is_err());

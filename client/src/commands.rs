@@ -55,12 +55,16 @@ pub fn run(command: &Command, opts: &Options, out: &Reporter) -> Result<(), Fata
     }
 }
 
-/// `probe_budget` 0: exactly `toggle_bits` (see [`HashOptions`]).
+/// `probe_budget` 0: exactly `toggle_bits` (see [`HashOptions`]); masks of
+/// at most `--max-toggle-bits`, or the module's default cap.
 fn hash_options(opts: &Options, toggle_bits: u32, probe_budget: u64) -> HashOptions {
     HashOptions {
         sr: opts.sr,
         toggle_bits,
         probe_budget,
+        max_toggle_bits: opts
+            .max_toggle_bits
+            .unwrap_or(HashOptions::default().max_toggle_bits),
         max_seconds: (opts.nsecs > 0.0).then_some(opts.nsecs),
     }
 }
@@ -236,7 +240,15 @@ fn report_add(out: &Reporter, path: &Path, descr: &str, id: Option<u64>) {
 fn lookup(opts: &Options, given: &Files, out: &Reporter) -> Result<(), Fatal> {
     let files = files(opts, given, out)?;
     let store = open(opts, Access::Read)?;
-    let hopts = hash_options(opts, opts.toggles, opts.probe_budget);
+    let mut hopts = hash_options(opts, opts.toggles, opts.probe_budget);
+    if opts.max_toggle_bits.is_none() {
+        // Queries must stay within the server's cap (a mask over it is an
+        // error reply); a server that will not say (CONFIG not allowed) gets
+        // the module's default.
+        if let Some(cap) = store.max_toggle_bits() {
+            hopts.max_toggle_bits = cap;
+        }
+    }
     let lopts = LookupOptions {
         threshold: opts.threshold,
         limit: opts.limit,

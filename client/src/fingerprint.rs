@@ -5,7 +5,9 @@ use std::path::Path;
 
 use symphonia::core::io::MediaSource;
 
-use crate::audiohash::{Hasher, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS, MIN_SAMPLE_RATE};
+use crate::audiohash::{
+    Hasher, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS, MIN_SAMPLE_RATE, SERVER_DEFAULT_MAX_TOGGLE_BITS,
+};
 use crate::decode::Decoder;
 use crate::error::ClientError;
 use crate::resample::StreamResampler;
@@ -21,9 +23,15 @@ pub struct HashOptions {
     /// `probe_budget` is 0, otherwise the fewest.
     pub toggle_bits: u32,
     /// Frames × 2^bits a fingerprint's toggles may cost a lookup
-    /// (`--probe-budget`): short clips get more toggle bits, up to 8, see
+    /// (`--probe-budget`): short clips get more toggle bits, up to
+    /// `max_toggle_bits`, see
     /// [`crate::audiohash::budget_toggle_bits`]. 0 = exactly `toggle_bits`.
     pub probe_budget: u64,
+    /// Most toggle bits a mask may have: the `auscout.max-toggle-bits` of the
+    /// server the fingerprint is for (`--max-toggle-bits`, or asked from the
+    /// server by `lookup`); more would be refused. Default: the module's
+    /// default cap, 8.
+    pub max_toggle_bits: u32,
     /// Use only the first this many seconds (`-n/--nsecs`); `None` or 0 = all.
     pub max_seconds: Option<f64>,
 }
@@ -34,6 +42,7 @@ impl Default for HashOptions {
             sr: MIN_SAMPLE_RATE,
             toggle_bits: 4,
             probe_budget: DEFAULT_PROBE_BUDGET,
+            max_toggle_bits: SERVER_DEFAULT_MAX_TOGGLE_BITS,
             max_seconds: None,
         }
     }
@@ -127,7 +136,8 @@ struct Pipeline {
 impl Pipeline {
     fn new(opts: &HashOptions) -> Result<Self, ClientError> {
         Ok(Pipeline {
-            hasher: Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?,
+            hasher: Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?
+                .cap_bits(opts.max_toggle_bits),
             resampler: None,
             resampled: Vec::new(),
             limit: opts.sample_limit(),

@@ -94,6 +94,18 @@ pub fn integer(value: &Value) -> Result<i64, String> {
     }
 }
 
+/// The value of a one-parameter `CONFIG GET` reply (`[name, value]` in
+/// RESP2, a map in RESP3) as a `u32`; `None` for anything else (the
+/// parameter unknown, so an empty reply).
+pub fn config_u32(value: &Value) -> Option<u32> {
+    let v = match value {
+        Value::Array(pair) => pair.get(1)?,
+        Value::Map(pairs) => &pairs.first()?.1,
+        _ => return None,
+    };
+    u32::try_from(integer(v).ok()?).ok()
+}
+
 /// A score: a RESP3 double, or a RESP2 bulk string holding one.
 pub fn float(value: &Value) -> Result<f64, String> {
     let parsed = match value {
@@ -140,6 +152,21 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn config_values_in_resp2_and_resp3() {
+        let name = bulk("auscout.max-toggle-bits");
+        assert_eq!(
+            config_u32(&Value::Array(vec![name.clone(), bulk("9")])),
+            Some(9)
+        );
+        assert_eq!(
+            config_u32(&Value::Map(vec![(name.clone(), bulk("8"))])),
+            Some(8)
+        );
+        assert_eq!(config_u32(&Value::Array(vec![])), None);
+        assert_eq!(config_u32(&Value::Array(vec![name, bulk("x")])), None);
     }
 
     #[test]

@@ -358,6 +358,16 @@ impl Store {
         Ok((found, elapsed))
     }
 
+    /// The server's `auscout.max-toggle-bits` (on a cluster, as the node
+    /// that answers reports it), or `None` when it cannot be read (an ACL
+    /// without `CONFIG`, a proxy, an old module).
+    pub fn max_toggle_bits(&self) -> Option<u32> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("auscout.max-toggle-bits");
+        let reply = self.with_retries(|c| c.run(&cmd)).ok()?;
+        reply::config_u32(&reply)
+    }
+
     /// `auscout.count`: tracks, summed over the shards.
     pub fn count(&self) -> Result<i64, ClientError> {
         self.sum("AUSCOUT.COUNT", "auscout.count")

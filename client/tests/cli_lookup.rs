@@ -336,6 +336,22 @@ fn options_limit_work_and_legacy_flags_parse() {
     let offset = j["matches"][0]["offset_s"].as_f64().expect("offset");
     assert!((offset - 4.0).abs() <= 0.5, "{j}");
 
+    // A 2 s clip gets 8 toggle bits from the probe budget; a server capped
+    // at 5 would refuse them: lookup asks the cap and stays within it, and
+    // an explicit --max-toggle-bits over the cap is the server's error.
+    common::config_set(&mut server.conn(), "auscout.max-toggle-bits", "5").expect("CONFIG SET");
+    let two_s = ["lookup", "-u", &url, "-k", "lib", "-n", "2", "--json"];
+    let out = ok(client(&[&two_s[..], &[&path_str(&clip)]].concat()));
+    let j: Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(j["matches"][0]["descr"], "t0.wav", "{j}");
+    let out = client(&[&two_s[..], &["--max-toggle-bits", "8", &path_str(&clip)]].concat());
+    assert!(!out.status.success(), "8 bits went through a cap of 5");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("toggle"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A threshold above any score returns nothing; -l caps the matches.
     let out = ok(client(&[
         "lookup",

@@ -72,7 +72,7 @@ fn hashes_match_the_reference() {
         sr: 6000,
         toggle_bits: 4,
         probe_budget: 0,
-        max_seconds: None,
+        ..HashOptions::default()
     };
     let fp = fingerprint_samples(&samples, 6000, &opts).unwrap();
 
@@ -125,7 +125,7 @@ fn decoding_the_wav_gives_the_same_hashes() {
         sr: 6000,
         toggle_bits: 4,
         probe_budget: 0,
-        max_seconds: None,
+        ..HashOptions::default()
     };
     let from_samples = fingerprint_samples(&read_samples(&dir), 6000, &opts).unwrap();
     let from_file = fingerprint_file(&dir.join("signal-6000hz.wav"), &opts).unwrap();

@@ -51,6 +51,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ix.mem_usage() as f64 / ix.frame_count() as f64
     );
 
+    let t = Instant::now();
+    let stats = ix.stats();
+    println!(
+        "stats ({} distinct hashes, longest posting list {}) in {:.0?}",
+        stats.distinct_hashes,
+        stats.longest_posting,
+        t.elapsed()
+    );
+
     for threads in [1, 2] {
         let params = LookupParams {
             threads,

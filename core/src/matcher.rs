@@ -40,8 +40,8 @@ pub struct LookupParams {
     /// threshold). A limit above the number of candidates verified by
     /// default also verifies more of them (up to 256) so it can be filled.
     pub limit: Option<usize>,
-    /// Toggle masks with more set bits than this are an error. The default,
-    /// 9, is what the client's probe budget gives a 1–2 s query.
+    /// Toggle masks with more set bits than this are an error (default 8, the
+    /// module's `auscout.max-toggle-bits`).
     pub max_toggle_bits: u32,
     /// Threads one lookup may use (probes and verification are split among
     /// them on the [`crate::pool`]); 1 runs it all on the calling thread.
@@ -53,7 +53,7 @@ impl Default for LookupParams {
         LookupParams {
             threshold: 0.25,
             limit: None,
-            max_toggle_bits: 9,
+            max_toggle_bits: 8,
             threads: 1,
         }
     }
