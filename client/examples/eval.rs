@@ -194,8 +194,11 @@ fn run() -> Result<(), String> {
         t1.elapsed().as_secs_f64()
     );
 
+    // The engine refuses masks over its cap, as the server configured with
+    // `--max-toggle-bits` would.
     let params = LookupParams {
         threshold: args.threshold,
+        max_toggle_bits: args.max_toggle_bits,
         ..LookupParams::default()
     };
     let out = fs::File::create(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
@@ -379,6 +382,7 @@ impl Calibration<'_> {
         let params = LookupParams {
             threshold: 0.0,
             limit: args.dump_limit,
+            max_toggle_bits: args.max_toggle_bits,
             ..LookupParams::default()
         };
         // 1. Group-out: windows of every indexed track (its own fingerprint and

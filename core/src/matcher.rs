@@ -98,13 +98,15 @@ pub trait FrameSource {
 /// costs time and raises the level unrelated audio reaches (best of more
 /// tries); `chance.rs` is calibrated with these three constants.
 const VERIFIED_CANDIDATES: usize = 50;
-/// Shorter queries verify more candidates, up to candidates × query frames =
-/// this (what 50 candidates of a 1,000-frame query cost) and at most
-/// [`MAX_VERIFIED`]: the true alignment of a noisy 1–5 s clip often has a
-/// single vote, tied with thousands of chance alignments, so a wider net
-/// finds it (bench: +6 of 1,614 clips) at no more verification work than a
-/// 10 s query's.
-const VERIFY_BUDGET: usize = 50_000;
+/// Shorter queries verify more candidates: 50 × (1,000 / frames)², between 50
+/// and [`MAX_VERIFIED`] (1,000 frames: 50; 700: 100; 500 and fewer: 200).
+/// The true alignment of a noisy 1–5 s clip often has one or two votes, tied
+/// with thousands of chance alignments, so a wider net finds it (bench: +6 of
+/// 1,614 clips with candidates × frames ≤ 50,000, and one more noise10 5 s
+/// clip with the square, which reaches 200 at 500 frames instead of 250). A
+/// short query's verification stays cheap (≤ 2× a 10 s query's: 200 × 500
+/// frames), and a 1,000-frame query's is unchanged.
+const VERIFY_SCALE_FRAMES: usize = 1_000;
 const MAX_VERIFIED: usize = 200;
 
 /// Every track whose score is ≥ `params.threshold`, best first, at most
@@ -168,7 +170,7 @@ impl Verdict {
 /// position), possibly several per track. [`lookup`] is this plus the
 /// threshold, the limit and one answer per track.
 ///
-/// The best-voted `max(50, min(50,000 / frames, 200))` alignments are
+/// The best-voted `clamp(50 × (1,000 / frames)², 50, 200)` alignments are
 /// verified, the rule the score calibration was measured with; a `limit`
 /// above that verifies `min(limit, 256)`, which raises the level unrelated
 /// audio reaches only slightly (best of more tries). No limit is not a
@@ -184,9 +186,12 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     if params.limit == Some(0) {
         return Ok(Vec::new());
     }
-    let by_cost = VERIFY_BUDGET / query.len().max(1);
+    let frames = query.len().max(1);
+    let by_length = (VERIFIED_CANDIDATES * VERIFY_SCALE_FRAMES / frames)
+        .saturating_mul(VERIFY_SCALE_FRAMES)
+        / frames;
     let wanted = VERIFIED_CANDIDATES
-        .max(by_cost.min(MAX_VERIFIED))
+        .max(by_length.min(MAX_VERIFIED))
         .max(params.limit.map_or(0, |l| l.min(256)));
     let threads = params.threads.clamp(1, crate::pool::MAX_THREADS);
     let candidates = vote::best_candidates(src, query, toggles, wanted, threads);
