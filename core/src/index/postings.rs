@@ -384,25 +384,7 @@ impl Postings {
     /// placing (growing tables is a quarter of an insert).
     pub(super) fn add(&mut self, entries: &[u64], hashes_of: &HashesOf) {
         let np = self.parts.len();
-        let mut at = vec![0usize; np + 1];
-        for &e in entries {
-            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32) + 1) {
-                *c += 1;
-            }
-        }
-        for k in 1..at.len() {
-            at[k] += at[k - 1];
-        }
-        let starts = at.clone();
-        let mut grouped = vec![0u64; entries.len()];
-        for &e in entries {
-            if let Some(c) = at.get_mut(self.part_of((e >> 32) as u32)) {
-                if let Some(slot) = grouped.get_mut(*c) {
-                    *slot = e;
-                }
-                *c += 1;
-            }
-        }
+        let (grouped, starts) = group_by(entries, np, |e| self.part_of((e >> 32) as u32));
         let router = Router {
             route: &self.route,
             bits: self.route_bits,
@@ -466,18 +448,21 @@ impl Postings {
             // than the merges on this VM.
             let budget = self.credit.min(MAX_BATCH_COST);
             let (mut end, mut planned) = (self.cursor, 0u64);
+            let mut costs = Vec::new();
             while end < self.parts.len() && planned < budget {
-                planned += self.merge_cost(end);
+                let cost = self.merge_cost(end);
+                costs.push(cost);
+                planned += cost;
                 end += 1;
             }
             let batch: Vec<usize> = (self.cursor..end).collect();
             let merged: Vec<Merged> = if threads > 1 && batch.len() > 1 {
                 // Two groups of about equal cost.
                 let mut acc = 0;
-                let half = batch
+                let half = costs
                     .iter()
-                    .position(|&p| {
-                        acc += self.merge_cost(p);
+                    .position(|&cost| {
+                        acc += cost;
                         2 * acc >= planned
                     })
                     .map_or(batch.len(), |k| k + 1)
@@ -661,7 +646,7 @@ impl Postings {
             // Run postings without a track are dead (a live one always has one).
             dropped += (run_len - (fresh.len() - from)) as u64;
             cost += RECOVER_COST * refs.len() as u64;
-            fresh = group_by(&fresh, 1 << out_bits, |e| address((e >> 32) as u32));
+            fresh = group_by(&fresh, 1 << out_bits, |e| address((e >> 32) as u32)).0;
         } else {
             fresh.sort_unstable();
         }
@@ -1298,9 +1283,10 @@ fn order_by_top_bits(ms: &[u32]) -> (Vec<u32>, Vec<u32>) {
     (order, sorted)
 }
 
-/// `entries` grouped by `key` (below `keys`), in ascending key order: a
-/// counting sort, stable.
-fn group_by(entries: &[u64], keys: usize, key: impl Fn(u64) -> usize) -> Vec<u64> {
+/// `entries` grouped by `key` (below `keys`), in ascending key order (a
+/// counting sort, stable), and where each key's group starts (`keys + 1`
+/// offsets, the last one `entries.len()`).
+fn group_by(entries: &[u64], keys: usize, key: impl Fn(u64) -> usize) -> (Vec<u64>, Vec<usize>) {
     let mut at = vec![0usize; keys + 1];
     for &e in entries {
         if let Some(c) = at.get_mut(key(e) + 1) {
@@ -1310,6 +1296,7 @@ fn group_by(entries: &[u64], keys: usize, key: impl Fn(u64) -> usize) -> Vec<u64
     for k in 1..at.len() {
         at[k] += at[k - 1];
     }
+    let starts = at.clone();
     let mut out = vec![0u64; entries.len()];
     for &e in entries {
         if let Some(c) = at.get_mut(key(e)) {
@@ -1319,7 +1306,7 @@ fn group_by(entries: &[u64], keys: usize, key: impl Fn(u64) -> usize) -> Vec<u64
             *c += 1;
         }
     }
-    out
+    (out, starts)
 }
 
 /// Makes room for `more` entries in an open-addressing table, keeping its
