@@ -21,8 +21,11 @@ use redis::Connection;
 
 const TIMED_ADDS: usize = 100;
 
+#[path = "common/harness.rs"]
+mod harness;
 #[path = "common/workload.rs"]
 mod workload;
+use harness::{env_or, module_path};
 use workload::{matching_query, random_query, track, Rng, FRAMES, QUERY_FRAMES, TOGGLE_BITS};
 
 fn be(v: &[u32]) -> Vec<u8> {
@@ -39,21 +42,6 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self._dir);
     }
-}
-
-fn module_path() -> PathBuf {
-    if let Ok(p) = std::env::var("AUSCOUT_MODULE") {
-        return p.into();
-    }
-    // Benches run from target/release/deps/server-*: cargo bench leaves the
-    // module it just built beside them; cargo build puts it one level up.
-    let exe = std::env::current_exe().expect("current exe");
-    let deps = exe.parent().expect("deps dir");
-    let beside = deps.join("libauscout.so");
-    if beside.exists() {
-        return beside;
-    }
-    deps.parent().expect("target dir").join("libauscout.so")
 }
 
 fn start(port: u16) -> (Server, redis::Client) {
@@ -245,15 +233,9 @@ fn lookups_with(c: &mut Connection, tracks: usize, lookups: usize, threads: u32)
 }
 
 fn main() {
-    let tracks: usize = std::env::var("AUSCOUT_BENCH_TRACKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+    let tracks: usize = env_or("AUSCOUT_BENCH_TRACKS", 2_000);
     // Lookups of each kind (more for a steadier p99, or to profile the server).
-    let lookups: usize = std::env::var("AUSCOUT_BENCH_LOOKUPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let lookups: usize = env_or("AUSCOUT_BENCH_LOOKUPS", 300);
     let (_server, client) = start(16_401);
     let mut c = client.get_connection().expect("connection");
     slowlog(&mut c, false);

@@ -34,30 +34,12 @@ use auscoutclient::store::{Access, Endpoint, LookupOptions, Store};
 const MASTERS: u16 = 3;
 
 // The same tracks and queries as `benches/server.rs`.
+#[path = "../../benches/common/harness.rs"]
+mod harness;
 #[path = "../../benches/common/workload.rs"]
 mod workload;
+use harness::{env_or, module_path};
 use workload::{matching_query, random_query, track, Rng, FRAMES, QUERY_FRAMES, TOGGLE_BITS};
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn module_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("AUSCOUT_MODULE") {
-        return p.into();
-    }
-    // target/release/deps/scale-* → target/release/libauscout.so
-    let exe = std::env::current_exe().expect("current exe");
-    let deps = exe.parent().expect("deps dir");
-    let beside = deps.join("libauscout.so");
-    if beside.exists() {
-        return beside;
-    }
-    deps.parent().expect("target dir").join("libauscout.so")
-}
 
 /// A redis-server in its own temporary directory, killed on drop.
 struct Node {
@@ -429,9 +411,9 @@ fn run(kind: &str, shards: u32, tracks: usize, lookups: usize, port: u16) -> Vec
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
-    let tracks: usize = env("AUSCOUT_SCALE_TRACKS", 2_000);
-    let lookups: usize = env("AUSCOUT_SCALE_LOOKUPS", 300);
-    let port: u16 = env("AUSCOUT_SCALE_PORT", 17_000);
+    let tracks: usize = env_or("AUSCOUT_SCALE_TRACKS", 2_000);
+    let lookups: usize = env_or("AUSCOUT_SCALE_LOOKUPS", 300);
+    let port: u16 = env_or("AUSCOUT_SCALE_PORT", 17_000);
     let runs = std::env::var("AUSCOUT_SCALE_RUNS")
         .unwrap_or_else(|_| "single:1,single:3,single:6,cluster:1,cluster:3,cluster:6".to_owned());
     let mut memory = Vec::new();
