@@ -141,13 +141,13 @@ fn read_trak<R: Read + Seek>(
     budget: &mut usize,
 ) -> Option<(u32, Priming)> {
     let tkhd = find_child(src, trak.body, trak.end, b"tkhd", budget)?;
-    let id = read_tkhd_id(src, &tkhd)?;
+    let id = read_u32_after_times(src, &tkhd)?;
     let edts = find_child(src, trak.body, trak.end, b"edts", budget)?;
     let elst = find_child(src, edts.body, edts.end, b"elst", budget)?;
     let media_time = read_first_media_time(src, &elst)?;
     let mdia = find_child(src, trak.body, trak.end, b"mdia", budget)?;
     let mdhd = find_child(src, mdia.body, mdia.end, b"mdhd", budget)?;
-    let timescale = read_mdhd_timescale(src, &mdhd)?;
+    let timescale = read_u32_after_times(src, &mdhd)?;
     (media_time > 0 && timescale > 0).then_some((
         id,
         Priming {
@@ -164,26 +164,16 @@ fn full_box_version<R: Read + Seek>(src: &mut R, b: &BoxRef) -> Option<u8> {
     Some(version)
 }
 
-fn read_tkhd_id<R: Read + Seek>(src: &mut R, tkhd: &BoxRef) -> Option<u32> {
-    // After version and flags: creation and modification times (4 or 8
-    // bytes each), then the track id.
-    let skip = match full_box_version(src, tkhd)? {
+/// The `u32` after a full box's version, flags and two time fields
+/// (creation and modification, 4 or 8 bytes each): the track id of a `tkhd`,
+/// the timescale of an `mdhd`.
+fn read_u32_after_times<R: Read + Seek>(src: &mut R, b: &BoxRef) -> Option<u32> {
+    let skip = match full_box_version(src, b)? {
         0 => 8,
         1 => 16,
         _ => return None,
     };
-    within(tkhd, 4 + skip + 4)?;
-    src.seek(SeekFrom::Current(skip)).ok()?;
-    read_u32(src)
-}
-
-fn read_mdhd_timescale<R: Read + Seek>(src: &mut R, mdhd: &BoxRef) -> Option<u32> {
-    let skip = match full_box_version(src, mdhd)? {
-        0 => 8,
-        1 => 16,
-        _ => return None,
-    };
-    within(mdhd, 4 + skip + 4)?;
+    within(b, 4 + skip + 4)?;
     src.seek(SeekFrom::Current(skip)).ok()?;
     read_u32(src)
 }
