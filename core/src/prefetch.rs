@@ -1,4 +1,5 @@
-//! A cache prefetch hint: the one `unsafe` line of the engine.
+//! A cache prefetch hint: with the SIMD dispatch of `matcher/verify.rs`, the
+//! engine's only `unsafe`.
 //!
 //! Probing the index is a stream of independent random reads. Issuing them
 //! as prefetches lets the CPU overlap their cache and TLB misses without

