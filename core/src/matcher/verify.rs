@@ -114,25 +114,23 @@ pub(super) fn verify(
 mod simd {
     use super::{verify_with, Query, Verified};
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq")]
-    pub(super) fn verify_avx512(
-        query: &Query<'_>,
-        track: &[u32],
-        anchor_frame: usize,
-        anchor_offset: i64,
-    ) -> Option<Verified> {
-        verify_with(query, track, anchor_frame, anchor_offset)
+    /// `verify_with` compiled with the target features `$features`.
+    macro_rules! compiled_for {
+        ($name:ident, $features:literal) => {
+            #[target_feature(enable = $features)]
+            pub(super) fn $name(
+                query: &Query<'_>,
+                track: &[u32],
+                anchor_frame: usize,
+                anchor_offset: i64,
+            ) -> Option<Verified> {
+                verify_with(query, track, anchor_frame, anchor_offset)
+            }
+        };
     }
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn verify_avx2(
-        query: &Query<'_>,
-        track: &[u32],
-        anchor_frame: usize,
-        anchor_offset: i64,
-    ) -> Option<Verified> {
-        verify_with(query, track, anchor_frame, anchor_offset)
-    }
+    compiled_for!(verify_avx512, "avx512f,avx512bw,avx512vl,avx512vpopcntdq");
+    compiled_for!(verify_avx2, "avx2");
 }
 
 /// The body of [`verify`], inlined into each of its compilations.
@@ -345,14 +343,20 @@ mod tests {
             .collect()
     }
 
+    /// Frames `range` of `track` with random bits of `bits` flipped.
+    fn noisy(track: &[u32], range: std::ops::Range<usize>, seed: u64, bits: u32) -> Vec<u32> {
+        let noise = smooth(seed, range.len());
+        track[range]
+            .iter()
+            .zip(noise)
+            .map(|(&h, n)| h ^ (n & bits))
+            .collect()
+    }
+
     #[test]
     fn fit_inside_agrees_with_fit_anywhere() {
         let track = smooth(3, 600);
-        let hashes: Vec<u32> = smooth(3, 600)[100..400]
-            .iter()
-            .zip(smooth(9, 300))
-            .map(|(&h, noise)| h ^ (noise & 0x0101_0101))
-            .collect();
+        let hashes = noisy(&track, 100..400, 9, 0x0101_0101);
         let query = Query::new(&hashes);
         let mut inside = 0;
         for k in 0..hashes.len().div_ceil(BLOCK) {
@@ -382,11 +386,7 @@ mod tests {
     #[test]
     fn every_compiled_verify_agrees_with_the_plain_one() {
         let track = smooth(5, 3000);
-        let hashes: Vec<u32> = smooth(5, 3000)[700..1700]
-            .iter()
-            .zip(smooth(11, 1000))
-            .map(|(&h, noise)| h ^ (noise & 0x1010_0101))
-            .collect();
+        let hashes = noisy(&track, 700..1700, 11, 0x1010_0101);
         let query = Query::new(&hashes);
         for (frame, offset) in [
             (0, 700),
