@@ -99,6 +99,9 @@ const MERGE_OVERHEAD: u64 = 1 << MAX_DIR_BITS;
 const NOTHING_TO_MERGE: u64 = 64;
 /// Most merge work planned as one batch (see `Postings::work`).
 const MAX_BATCH_COST: u64 = 1 << 20;
+/// Least merge work a batch must hold to be split over two threads (a
+/// hand-off costs about what rewriting a few thousand postings does).
+const PARALLEL_MERGE: u64 = 1 << 14;
 /// An empty delta slot: ref `u32::MAX` is never handed out.
 const EMPTY: u64 = u64::MAX;
 /// Granularity of the coarse dead-ref bitmap (refs per bit).
@@ -325,6 +328,10 @@ pub(super) struct Postings {
     /// merged since has dropped them), and during it.
     dead_old: DeadRanges,
     dead_new: DeadRanges,
+    /// Partition visits of the merge sweeps since creation (tests: an
+    /// insert does not sweep over and over).
+    #[cfg(test)]
+    pub(super) visits: u64,
 }
 
 impl Default for Postings {
@@ -351,6 +358,8 @@ impl Postings {
             credit: 0,
             dead_old: DeadRanges::default(),
             dead_new: DeadRanges::default(),
+            #[cfg(test)]
+            visits: 0,
         }
     }
 
@@ -438,7 +447,18 @@ impl Postings {
         let full = self.stored + MERGE_OVERHEAD * self.parts.len() as u64;
         self.credit = self.credit.min(full);
         let threads = crate::pool::insert_threads().min(2);
+        // Partitions visited in a row that had nothing to rewrite: once that
+        // is all of them, the credit has nothing left to buy. (A small index
+        // gets more credit per insert than one sweep costs; sweeping again
+        // and again over partitions just merged cost a 20,000-frame insert
+        // into the first few hundred thousand frames 5–10 ms, and 3× that
+        // with a second thread, one hand-off per idle sweep.)
+        let mut idle = 0usize;
         while self.credit > 0 && !self.parts.is_empty() {
+            if idle >= self.parts.len() {
+                self.credit = 0;
+                break;
+            }
             // The partitions from the cursor whose merges spend the credit, up
             // to the end of the sweep and at most `MAX_BATCH_COST` at once
             // (their rewritten copies coexist with the originals until
@@ -456,7 +476,21 @@ impl Postings {
                 end += 1;
             }
             let batch: Vec<usize> = (self.cursor..end).collect();
-            let merged: Vec<Merged> = if threads > 1 && batch.len() > 1 {
+            #[cfg(test)]
+            {
+                self.visits += batch.len() as u64;
+            }
+            for &cost in &costs {
+                idle = if cost == NOTHING_TO_MERGE {
+                    idle + 1
+                } else {
+                    0
+                };
+            }
+            // A hand-off to the pool costs tens of microseconds: only a batch
+            // with real work is split.
+            let merged: Vec<Merged> = if threads > 1 && batch.len() > 1 && planned >= PARALLEL_MERGE
+            {
                 // Two groups of about equal cost.
                 let mut acc = 0;
                 let half = costs

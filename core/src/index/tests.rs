@@ -754,3 +754,29 @@ fn radix_sort_sorts_like_sort_unstable() {
         }
     }
 }
+
+/// A small index gets more merge credit per insert than one sweep of its
+/// partitions costs: once every partition has been merged, the rest of the
+/// credit buys nothing, and the sweep must stop instead of visiting the
+/// same clean partitions again and again (it did: ~160 idle sweeps, each a
+/// hand-off to the pool with two threads, per insert of the first few
+/// hundred thousand frames).
+#[test]
+fn a_small_index_does_not_sweep_its_clean_partitions_again_and_again() {
+    let mut rng = Rng(0x51);
+    let mut ix = Index::new();
+    for t in 0..30 {
+        let hs: Vec<u32> = (0..20_000).map(|_| rng.next() as u32).collect();
+        let before = ix.postings.visits;
+        assert!(ix.insert(None, b"", &hs).is_ok());
+        let visits = ix.postings.visits - before;
+        let parts = ix.postings.geometry().1 as u64;
+        // The partitions with something to merge, then at most one sweep
+        // finding nothing (splits add partitions during the insert).
+        assert!(
+            visits <= 3 * parts + 2,
+            "insert {t}: {visits} visits of {parts} partitions"
+        );
+    }
+    ix.check();
+}
