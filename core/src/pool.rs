@@ -20,13 +20,17 @@ use std::time::{Duration, Instant};
 /// More threads than this never help a lookup of a few thousand probes.
 pub const MAX_THREADS: usize = 8;
 
+/// The cores this process may use (affinity and cgroup quota included),
+/// read once.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
-        let n = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .saturating_sub(1)
-            .clamp(1, MAX_THREADS);
+        let n = cores().saturating_sub(1).clamp(1, MAX_THREADS);
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("auscout-pool-{i}"))
@@ -118,9 +122,7 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> 
 /// (1.4–2.5 before); at 200 µs it stayed at 1.1–2.3 ms.
 fn wait_briefly(pending: &AtomicUsize) {
     const SPIN_LIMIT: Duration = Duration::from_micros(200);
-    static CORES: OnceLock<usize> = OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if cores < 2 {
+    if cores() < 2 {
         return;
     }
     let start = Instant::now();

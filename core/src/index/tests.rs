@@ -766,7 +766,7 @@ fn a_small_index_does_not_sweep_its_clean_partitions_again_and_again() {
     let mut rng = Rng(0x51);
     let mut ix = Index::new();
     for t in 0..30 {
-        let hs: Vec<u32> = (0..20_000).map(|_| rng.next() as u32).collect();
+        let hs = random_track(&mut rng, 20_000);
         let before = ix.postings.visits;
         assert!(ix.insert(None, b"", &hs).is_ok());
         let visits = ix.postings.visits - before;
