@@ -26,6 +26,7 @@
 //! (after ~4G frames inserted since the last re-base) and all live tracks
 //! are re-based. `Index::from_tracks` (RDB load) builds once, with no merges.
 
+mod dir_entry;
 mod memsize;
 mod postings;
 

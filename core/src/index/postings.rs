@@ -20,13 +20,14 @@
 //! - a small mutable *delta*: an open-addressing table of `(m, ref)` in one
 //!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1).
 //!
-//! Each directory entry also carries two sets of 16 flags that let a probe
-//! stop at the directory: *run flags*, one per value of the fingerprint's low
-//! 4 bits present in the bucket's run, and *delta flags*, one per sub-bucket
-//! (the 4 bits of `m` after the bucket), set when the delta may hold such a
-//! posting. A probe thus costs one cache miss (the directory) when its hash
-//! is absent, about half the time at the usual load, and two otherwise
-//! (directory, fingerprints); it touches the delta only when flagged.
+//! Each directory entry (`dir_entry`) also carries flags that let a probe
+//! stop at the directory: 64 *run flags*, one per value of the fingerprint's
+//! low 6 bits present in the bucket's run, and 16 *delta flags*, one per
+//! sub-bucket (the 4 bits of `m` after the bucket), set when the delta may
+//! hold such a posting. A probe thus costs one cache miss (the directory)
+//! when its hash is absent, about three times in four at the usual load,
+//! and two otherwise (directory, fingerprints); it touches the delta only
+//! when flagged.
 //!
 //! After each change, a cursor merges partitions round-robin (delta into run,
 //! dead refs dropped) within a work budget proportional to the change, so no
@@ -47,6 +48,7 @@
 //! directories. Only a re-base of the ref space still rebuilds everything
 //! (see `Index`).
 
+use super::dir_entry::{delta_flag, run_flag, run_flags, Entry, DELTA_FLAG_BITS};
 use super::memsize::alloc_size;
 use crate::prefetch::prefetch;
 
@@ -73,11 +75,6 @@ const SPLIT_AT: u64 = (4 * LOAD) << MAX_DIR_BITS;
 /// 20,000-frame inserts, charged at 4 there were 329 inserts merging three
 /// or more partitions that way, at 1 there were 192.
 const RECOVER_COST: u64 = 1;
-/// Bits selecting one of the 16 run flags or 16 delta flags of a directory
-/// entry (bits 32..48 and 48..64).
-const FLAG_BITS: u32 = 4;
-const RUN_FLAGS_AT: u32 = 32;
-const DELTA_FLAGS_AT: u32 = 48;
 /// Postings per bucket when a partition's directory is sized: in
 /// `(LOAD, 2·LOAD]`; a merge re-sizes it when the load has left
 /// `[LOAD/4, 4·LOAD]`.
@@ -183,9 +180,9 @@ struct Partition {
     depth: u8,
     dir_bits: u8,
     delta_len: u32,
-    /// `2^D + 1` entries (or none): bits 0..32 the offset of bucket `b` in
-    /// `fps` / `refs`, bits 32..48 its run flags, 48..64 its delta flags.
-    dir: Box<[u64]>,
+    /// `2^D + 1` entries (or none): bucket `b`'s span of `fps` / `refs` and
+    /// its flags; the last one only ends the run.
+    dir: Box<[Entry]>,
     fps: Box<[u8]>,
     refs: Box<[u32]>,
     /// Open-addressing table (power-of-two length or empty) of `m << 32 | ref`.
@@ -211,7 +208,7 @@ impl Partition {
     /// after the bucket.
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        1u64 << (DELTA_FLAGS_AT + ((m << (self.depth + self.dir_bits)) >> (32 - FLAG_BITS)))
+        delta_flag((m << (self.depth + self.dir_bits)) >> (32 - DELTA_FLAG_BITS))
     }
 
     fn buckets(&self) -> usize {
@@ -219,7 +216,7 @@ impl Partition {
     }
 
     fn mem_usage(&self) -> usize {
-        alloc_size(self.dir.len() * 8)
+        alloc_size(std::mem::size_of_val::<[Entry]>(&self.dir))
             + alloc_size(self.fps.len())
             + alloc_size(self.refs.len() * 4)
             + alloc_size(self.delta.capacity() * 8)
@@ -228,13 +225,19 @@ impl Partition {
     /// The run's postings of bucket `b`: (fingerprints, refs).
     #[inline]
     fn bucket(&self, b: usize) -> (&[u8], &[u32]) {
-        if let (Some(&lo), Some(&hi)) = (self.dir.get(b), self.dir.get(b + 1)) {
-            let (lo, hi) = (lo as u32 as usize, hi as u32 as usize);
+        if let Some((lo, hi)) = self.span(b) {
             if let (Some(f), Some(r)) = (self.fps.get(lo..hi), self.refs.get(lo..hi)) {
                 return (f, r);
             }
         }
         (&[], &[])
+    }
+
+    /// Bucket `b`'s run postings: `lo..hi` of `fps` / `refs`.
+    #[inline]
+    fn span(&self, b: usize) -> Option<(usize, usize)> {
+        let e = self.dir.get(b)?;
+        Some(e.span(|| self.dir.get(b + 1).copied()))
     }
 }
 
@@ -725,9 +728,9 @@ impl Postings {
                     refs.push(e as u32);
                 }
                 let flags = fps.get(start..).map_or(0, run_flags);
-                dir.push(start as u64 | flags);
+                dir.push(Entry::new(start, refs.len() - start, flags));
             }
-            dir.push(refs.len() as u64);
+            dir.push(Entry::new(refs.len(), 0, 0));
             let child_depth = depth + u32::from(split);
             halves.push(if refs.is_empty() {
                 Partition::empty(child_depth, dir_bits)
@@ -767,7 +770,7 @@ impl Postings {
         // of each bucket (prefix sums below).
         let mut before = vec![0u32; nb + 1];
         let mut added_flags = vec![0u64; nb];
-        let old_offset = |b: usize| part.dir.get(b).map_or(0, |&d| d as u32 as usize);
+        let old_offset = |b: usize| part.dir.get(b).map_or(0, |d| d.offset());
         let mut copied = 0;
         for &e in fresh {
             let (m, rf) = ((e >> 32) as u32, e as u32);
@@ -795,13 +798,18 @@ impl Postings {
         for k in 1..before.len() {
             before[k] += before[k - 1];
         }
-        const RUN_FLAG_MASK: u64 = 0xFFFF << RUN_FLAGS_AT;
-        let dir: Box<[u64]> = (0..=nb)
+        // The delta is merged, so its flags go; the run flags gain the fresh ones.
+        let new_offset = |b: usize| old_offset(b) + before.get(b).copied().unwrap_or(0) as usize;
+        let dir: Box<[Entry]> = (0..=nb)
             .map(|b| {
-                let old = part.dir.get(b).copied().unwrap_or(0);
-                let offset = old_offset(b) + before.get(b).copied().unwrap_or(0) as usize;
-                let flags = (old & RUN_FLAG_MASK) | added_flags.get(b).copied().unwrap_or(0);
-                offset as u64 | if b < nb { flags } else { 0 }
+                let old = part.dir.get(b).copied().unwrap_or_default();
+                let flags = old.run_flags() | added_flags.get(b).copied().unwrap_or(0);
+                let (lo, hi) = (new_offset(b), new_offset(b + 1));
+                if b < nb {
+                    Entry::new(lo, hi.saturating_sub(lo), flags)
+                } else {
+                    Entry::new(lo, 0, 0)
+                }
             })
             .collect();
         if refs.is_empty() {
@@ -863,15 +871,14 @@ impl Postings {
                 let Some(part) = self.parts.get(p as usize) else {
                     continue;
                 };
-                let (Some(&lo), Some(&hi)) =
-                    (part.dir.get(b as usize), part.dir.get(b as usize + 1))
-                else {
+                let Some(&entry) = part.dir.get(b as usize) else {
                     continue;
                 };
-                let in_delta = lo & part.flag_of(m) != 0 && part.delta_len > 0;
-                // Branch-free: an absent nibble makes the span empty.
-                let in_run = u32::from(lo & run_flag(m as u8) != 0);
-                let (lo, hi) = (lo as u32, lo as u32 + (hi as u32 - lo as u32) * in_run);
+                let in_delta = entry.delta_may_hold(part.flag_of(m)) && part.delta_len > 0;
+                let (lo, hi) = entry.span(|| part.dir.get(b as usize + 1).copied());
+                // Branch-free: an absent flag makes the span empty.
+                let in_run = u32::from(entry.may_hold(m as u8));
+                let (lo, hi) = (lo as u32, lo as u32 + (hi - lo) as u32 * in_run);
                 let first = part.fps.as_ptr().wrapping_add(lo as usize);
                 let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
                 prefetch(first);
@@ -1032,12 +1039,12 @@ impl Postings {
             let mut dir = Vec::with_capacity(nb + 1);
             let mut at = 0u32;
             for c in counts.iter_mut() {
-                dir.push(u64::from(at));
                 let n = *c;
+                dir.push(Entry::new(at as usize, n as usize, 0));
                 *c = at;
                 at += n;
             }
-            dir.push(u64::from(at));
+            dir.push(Entry::new(at as usize, 0, 0));
             if at > 0 {
                 part.dir = dir.into_boxed_slice();
                 part.fps = vec![0u8; at as usize].into_boxed_slice();
@@ -1056,7 +1063,7 @@ impl Postings {
                     *rf = r;
                 }
                 if let Some(e) = part.dir.get_mut(g & (nb - 1)) {
-                    *e |= run_flag(m as u8);
+                    e.add_run_flags(run_flag(m as u8));
                 }
             }
         });
@@ -1100,15 +1107,14 @@ impl Postings {
             assert!(part.delta_len as usize * 2 <= part.delta.len() || part.delta.is_empty());
             if !part.refs.is_empty() || part.delta_len > 0 {
                 assert_eq!(part.dir.len(), part.buckets() + 1);
-                assert_eq!(
-                    part.dir.last().map(|&x| x as u32 as usize),
-                    Some(part.refs.len())
-                );
+                assert_eq!(part.dir.last().map(|x| x.offset()), Some(part.refs.len()));
             }
             assert_eq!(part.fps.len(), part.refs.len());
             for b in 0..part.dir.len().saturating_sub(1) {
                 let (f, r) = part.bucket(b);
-                let flags = part.dir.get(b).copied().unwrap_or(0);
+                let (entry, next) = (part.dir[b], part.dir[b + 1]);
+                assert_eq!(entry.span(|| Some(next)).1, next.offset(), "bucket length");
+                let flags = entry.run_flags();
                 assert_eq!(
                     flags & run_flags(f),
                     run_flags(f),
@@ -1132,9 +1138,9 @@ impl Postings {
             for &e in part.delta.iter().filter(|&&e| e != EMPTY) {
                 let m = (e >> 32) as u32;
                 assert_eq!(self.part_of(m), p, "delta posting in another partition");
-                let flags = part.dir.get(part.bucket_of(m)).copied().unwrap_or(0);
+                let entry = part.dir.get(part.bucket_of(m)).copied().unwrap_or_default();
                 assert!(
-                    flags & part.flag_of(m) != 0,
+                    entry.delta_may_hold(part.flag_of(m)),
                     "delta posting without its flag"
                 );
             }
@@ -1208,7 +1214,7 @@ fn place_postings(
             continue;
         }
         if part.dir.is_empty() {
-            part.dir = vec![0u64; part.buckets() + 1].into_boxed_slice();
+            part.dir = vec![Entry::default(); part.buckets() + 1].into_boxed_slice();
         }
         delta_reserve(part, n);
         part.delta_len += n as u32;
@@ -1230,7 +1236,7 @@ fn place_postings(
                 place(&mut part.delta, e);
                 let (b, flag) = (part.bucket_of(m), part.flag_of(m));
                 if let Some(d) = part.dir.get_mut(b) {
-                    *d |= flag;
+                    d.set_delta_flag(flag);
                 }
             }
         }
@@ -1275,18 +1281,6 @@ fn first_bytes(n: usize) -> u64 {
     } else {
         HIGH & ((1u64 << (8 * n)) - 1)
     }
-}
-
-/// The run flag (directory entry bits 32..48) of fingerprint `fp`: one per
-/// value of its low 4 bits.
-#[inline]
-fn run_flag(fp: u8) -> u64 {
-    1u64 << (RUN_FLAGS_AT + u32::from(fp & 15))
-}
-
-/// The run flags of a bucket holding `fps`.
-fn run_flags(fps: &[u8]) -> u64 {
-    fps.iter().fold(0, |acc, &f| acc | run_flag(f))
 }
 
 /// The probe indexes ordered by the top 12 bits of their scrambled hash
