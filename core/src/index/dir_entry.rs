@@ -10,9 +10,17 @@
 //! third of a lookup's cache misses; the wider entries cost 0.4 bytes per
 //! posting. The bucket's length is in the entry too, so a probe does not
 //! read the next entry (in the next line for one bucket in four).
+//!
+//! The run flags are keyed by the 6 bits of `m` right after the bucket's
+//! address ([`RUN_KEY_BITS`]), not by fingerprint bits: the run does not
+//! store the top 3 of them, so the flags also rule out most postings whose
+//! fingerprint matches but whose hash does not (each such match costs the
+//! caller two more cache misses to reject).
 
 /// Delta flags: 16, one per value of the 4 bits of `m` after the bucket.
 pub(super) const DELTA_FLAG_BITS: u32 = 4;
+/// Run flags: 64, one per value of the 6 bits of `m` after the bucket.
+pub(super) const RUN_KEY_BITS: u32 = 6;
 const DELTA_FLAGS_AT: u32 = 48;
 const LEN_AT: u32 = 32;
 /// A length field of this value means "this many or more": the next
@@ -25,7 +33,8 @@ pub(super) struct Entry {
     /// Bits 0..32: offset of the bucket's first run posting; 32..48: its
     /// run postings (`LONG`: see the next entry); 48..64: delta flags.
     head: u64,
-    /// Run flags: bit `fp & 63` for every fingerprint `fp` in the bucket's run.
+    /// Run flags: bit `key` for the run key (see [`RUN_KEY_BITS`]) of every
+    /// posting in the bucket's run (more may be set: see `postings`).
     run: u64,
 }
 
@@ -62,10 +71,10 @@ impl Entry {
         self.run
     }
 
-    /// Whether the run may hold fingerprint `fp`.
+    /// Whether the run may hold a posting with run key `key`.
     #[inline]
-    pub(super) fn may_hold(self, fp: u8) -> bool {
-        self.run & run_flag(fp) != 0
+    pub(super) fn may_hold(self, key: u32) -> bool {
+        self.run & run_flag(key) != 0
     }
 
     /// Whether the delta may hold a posting with delta flag `flag` (see
@@ -92,15 +101,31 @@ pub(super) fn delta_flag(sub: u32) -> u64 {
     1u64 << (DELTA_FLAGS_AT + (sub & ((1 << DELTA_FLAG_BITS) - 1)))
 }
 
-/// The run flag of fingerprint `fp`: one per value of its low 6 bits.
+/// The run flag of run key `key` (below 64).
 #[inline]
-pub(super) fn run_flag(fp: u8) -> u64 {
-    1u64 << (fp & 63)
+pub(super) fn run_flag(key: u32) -> u64 {
+    1u64 << (key & ((1 << RUN_KEY_BITS) - 1))
 }
 
-/// The run flags of a bucket holding `fps`.
-pub(super) fn run_flags(fps: &[u8]) -> u64 {
-    fps.iter().fold(0, |acc, &f| acc | run_flag(f))
+/// `flags` of an old bucket whose address had `shift` more bits, the lowest
+/// of them `low`, as flags of the bucket that takes in its postings when a
+/// directory shrinks: a run key now starts `shift` bits earlier in `m`, with
+/// those address bits, then the old key's top bits.
+pub(super) fn shifted_flags(flags: u64, low: u32, shift: u32) -> u64 {
+    if flags == 0 || shift == 0 {
+        return flags;
+    }
+    if shift >= RUN_KEY_BITS {
+        return run_flag(low >> (shift - RUN_KEY_BITS));
+    }
+    let mut out = 0;
+    let mut rest = flags;
+    while rest != 0 {
+        let key = rest.trailing_zeros();
+        out |= run_flag((low << (RUN_KEY_BITS - shift)) | (key >> shift));
+        rest &= rest - 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -129,16 +154,36 @@ mod tests {
 
     #[test]
     fn flags_and_fields_do_not_overlap() {
-        let mut e = Entry::new(0xFFFF_FFFF, 3, run_flags(&[0, 63, 64, 200]));
+        let mut e = Entry::new(0xFFFF_FFFF, 3, run_flag(0) | run_flag(63) | run_flag(8));
         for sub in 0..16 {
             e.set_delta_flag(delta_flag(sub));
         }
         assert_eq!(e.offset(), 0xFFFF_FFFF);
         assert_eq!(e.span(|| None), (0xFFFF_FFFF, 0xFFFF_FFFF + 3));
-        assert!(e.may_hold(0) && e.may_hold(63) && e.may_hold(64 + 63) && e.may_hold(200));
+        assert!(e.may_hold(0) && e.may_hold(63) && e.may_hold(8));
         assert!(!e.may_hold(1) && !e.may_hold(7));
         let fresh = Entry::new(9, 1, 0);
+        assert!((0..64).all(|k| !fresh.may_hold(k)));
         assert!((0..16).all(|s| !fresh.delta_may_hold(delta_flag(s))));
         assert!((0..16).all(|s| e.delta_may_hold(delta_flag(s))));
+    }
+
+    #[test]
+    fn shifted_flags_follow_the_key_bits_of_m() {
+        // A posting's key in a bucket of `bits` address bits after the prefix.
+        let key = |m: u32, bits: u32| (m << bits) >> (32 - RUN_KEY_BITS);
+        let mut x = 0x9E37_79B9u32;
+        for shift in 0..10 {
+            for _ in 0..200 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let (old_bits, m) = (12, x);
+                let old_bucket = m >> (32 - old_bits);
+                let low = old_bucket & ((1 << shift) - 1);
+                let moved = shifted_flags(run_flag(key(m, old_bits)), low, shift);
+                assert_eq!(moved, run_flag(key(m, old_bits - shift)), "shift {shift}");
+            }
+        }
     }
 }

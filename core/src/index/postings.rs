@@ -21,10 +21,10 @@
 //!   `u64` (linear probing, load ≤ 1/2), so an insert is O(1).
 //!
 //! Each directory entry (`dir_entry`) also carries flags that let a probe
-//! stop at the directory: 64 *run flags*, one per value of the fingerprint's
-//! low 6 bits present in the bucket's run, and 16 *delta flags*, one per
-//! sub-bucket (the 4 bits of `m` after the bucket), set when the delta may
-//! hold such a posting. A probe thus costs one cache miss (the directory)
+//! stop at the directory: 64 *run flags*, one per value of the 6 bits of
+//! `m` after the bucket (the *run key*) present in the bucket's run, and 16
+//! *delta flags*, one per value of the first 4 of them, set when the delta
+//! may hold such a posting. A probe thus costs one cache miss (the directory)
 //! when its hash is absent, about three times in four at the usual load,
 //! and two otherwise (directory, fingerprints); it touches the delta only
 //! when flagged.
@@ -48,7 +48,7 @@
 //! directories. Only a re-base of the ref space still rebuilds everything
 //! (see `Index`).
 
-use super::dir_entry::{delta_flag, run_flag, run_flags, Entry, DELTA_FLAG_BITS};
+use super::dir_entry::{delta_flag, run_flag, shifted_flags, Entry, DELTA_FLAG_BITS, RUN_KEY_BITS};
 use super::memsize::alloc_size;
 use crate::prefetch::prefetch;
 
@@ -202,6 +202,12 @@ impl Partition {
     #[inline]
     fn bucket_of(&self, m: u32) -> usize {
         ((u64::from(m << self.depth) << self.dir_bits) >> 32) as usize
+    }
+
+    /// The run key of `m`: the 6 bits of `m` after the bucket.
+    #[inline]
+    fn run_key(&self, m: u32) -> u32 {
+        (m << (self.depth + self.dir_bits)) >> (32 - RUN_KEY_BITS)
     }
 
     /// The delta flag of `m` within its directory entry: the 4 bits of `m`
@@ -701,8 +707,14 @@ impl Postings {
             for b in 0..nb {
                 let a = (h << dir_bits) | b;
                 let start = refs.len();
+                let mut flags = 0;
                 if !recover {
                     for ob in a << shift..(a + 1) << shift {
+                        // The run keeps no `m` to compute keys from: the old
+                        // flags carry over (those of dead postings too: a
+                        // flag too many only costs a probe a scan).
+                        let old = part.dir.get(ob).map_or(0, |e| e.run_flags());
+                        flags |= shifted_flags(old, (ob & ((1 << shift) - 1)) as u32, shift);
                         let (f, r) = part.bucket(ob);
                         if no_dead {
                             fps.extend_from_slice(f);
@@ -724,10 +736,11 @@ impl Postings {
                         break;
                     }
                     j += 1;
-                    fps.push((e >> 32) as u8);
+                    let m = (e >> 32) as u32;
+                    fps.push(m as u8);
                     refs.push(e as u32);
+                    flags |= run_flag((m << (depth + out_bits)) >> (32 - RUN_KEY_BITS));
                 }
-                let flags = fps.get(start..).map_or(0, run_flags);
                 dir.push(Entry::new(start, refs.len() - start, flags));
             }
             dir.push(Entry::new(refs.len(), 0, 0));
@@ -788,7 +801,7 @@ impl Postings {
                 *c += 1;
             }
             if let Some(f) = added_flags.get_mut(b) {
-                *f |= run_flag(m as u8);
+                *f |= run_flag(part.run_key(m));
             }
         }
         if let (Some(f), Some(r)) = (part.fps.get(copied..), part.refs.get(copied..)) {
@@ -877,7 +890,7 @@ impl Postings {
                 let in_delta = entry.delta_may_hold(part.flag_of(m)) && part.delta_len > 0;
                 let (lo, hi) = entry.span(|| part.dir.get(b as usize + 1).copied());
                 // Branch-free: an absent flag makes the span empty.
-                let in_run = u32::from(entry.may_hold(m as u8));
+                let in_run = u32::from(entry.may_hold(part.run_key(m)));
                 let (lo, hi) = (lo as u32, lo as u32 + (hi - lo) as u32 * in_run);
                 let first = part.fps.as_ptr().wrapping_add(lo as usize);
                 let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
@@ -1062,8 +1075,9 @@ impl Postings {
                     *f = m as u8;
                     *rf = r;
                 }
+                let key = part.run_key(m);
                 if let Some(e) = part.dir.get_mut(g & (nb - 1)) {
-                    e.add_run_flags(run_flag(m as u8));
+                    e.add_run_flags(run_flag(key));
                 }
             }
         });
@@ -1114,12 +1128,6 @@ impl Postings {
                 let (f, r) = part.bucket(b);
                 let (entry, next) = (part.dir[b], part.dir[b + 1]);
                 assert_eq!(entry.span(|| Some(next)).1, next.offset(), "bucket length");
-                let flags = entry.run_flags();
-                assert_eq!(
-                    flags & run_flags(f),
-                    run_flags(f),
-                    "run posting without its flag"
-                );
                 found.clear();
                 hashes_of(r, &mut found);
                 found.sort_unstable_by_key(|&e| e as u32);
@@ -1130,6 +1138,10 @@ impl Postings {
                             assert_eq!(self.part_of(m), p, "run posting in another partition");
                             assert_eq!(part.bucket_of(m), b, "run posting in another bucket");
                             assert_eq!(fp, m as u8, "fingerprint");
+                            assert!(
+                                entry.may_hold(part.run_key(m)),
+                                "run posting without its flag"
+                            );
                         }
                         Err(_) => assert!(self.is_dead(rf), "live posting without a track"),
                     }
