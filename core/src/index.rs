@@ -29,12 +29,14 @@
 mod dir_entry;
 mod memsize;
 mod postings;
+mod ref_map;
 
 use std::collections::BTreeMap;
 
 use crate::prefetch::prefetch;
 use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
+use ref_map::RefMap;
 
 use crate::matcher::{LookupError, LookupParams, Match};
 
@@ -104,6 +106,8 @@ const REF_LIMIT: u32 = u32::MAX - 1;
 pub struct Index {
     /// Tracks in increasing `base` order (tombstones included).
     slots: Vec<Slot>,
+    /// Finds the slot of a ref (kept in step with `slots` and `next_base`).
+    ref_map: RefMap,
     tombstones: usize,
     by_id: BTreeMap<TrackId, u32>,
     /// The first ref of the next track.
@@ -148,11 +152,13 @@ fn postings_of(prev: Option<u32>, hashes: &[u32], start: u32) -> Vec<u64> {
     entries
 }
 
-/// The slot and frame of ref `r` in `slots` (tracks in base order), if a
-/// live track holds it.
+/// The slot and frame of ref `r` in `slots` (tracks in base order, mapped
+/// by `map`), if a live track holds it.
 #[inline]
-fn resolve_in(slots: &[Slot], r: u32) -> Option<(u32, u32)> {
-    let k = slots.partition_point(|s| s.base <= r).checked_sub(1)?;
+fn resolve_in(slots: &[Slot], map: &RefMap, r: u32) -> Option<(u32, u32)> {
+    let (lo, hi) = map.candidates(r)?;
+    let below = slots.get(lo..hi.min(slots.len()))?;
+    let k = (lo + below.partition_point(|s| s.base <= r)).checked_sub(1)?;
     let s = slots.get(k)?;
     let pos = r - s.base;
     ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
@@ -234,6 +240,7 @@ impl Index {
     pub fn new() -> Self {
         Index {
             slots: Vec::new(),
+            ref_map: RefMap::default(),
             tombstones: 0,
             by_id: BTreeMap::new(),
             next_base: 0,
@@ -288,6 +295,8 @@ impl Index {
             }
         }
         assert!(prev_end <= self.next_base);
+        let bases = self.slots.iter().map(|s| s.base);
+        assert_eq!(self.ref_map, RefMap::new(bases, self.next_base));
         assert_eq!(self.by_id.len() + self.tombstones, self.slots.len());
         let frames: u64 = self.slots.iter().map(|s| s.hashes.len() as u64).sum();
         assert_eq!(frames, self.frames);
@@ -338,6 +347,8 @@ impl Index {
             descr: descr.into(),
             hashes,
         });
+        self.ref_map
+            .push(base, self.slots.len() as u32, self.next_base);
     }
 
     /// Adds a track. `id = None` takes the next free id; an explicit id that
@@ -379,6 +390,7 @@ impl Index {
             let base = slot.base;
             let prev = slot.hashes.last().copied();
             self.next_base += hashes.len() as u32;
+            self.ref_map.cover(self.next_base, self.slots.len() as u32);
             if let Some(slot) = self.slots.get_mut(s) {
                 slot.hashes.extend_from_slice(hashes);
             }
@@ -446,6 +458,7 @@ impl Index {
                 *v = k as u32;
             }
         }
+        self.remap();
     }
 
     /// Rebuilds all postings from the tracks (optionally re-basing them
@@ -465,6 +478,7 @@ impl Index {
                 next += s.hashes.len() as u32;
             }
             self.next_base = next;
+            self.remap();
         }
         // Drop the old postings first: the peak holds one copy, not two.
         self.postings = Postings::default();
@@ -475,6 +489,11 @@ impl Index {
                 run_starts(None, &s.hashes, s.base, |r, h| emit(mix(h), r));
             }
         });
+    }
+
+    /// Builds the ref map anew (slots renumbered or re-based).
+    fn remap(&mut self) {
+        self.ref_map = RefMap::new(self.slots.iter().map(|s| s.base), self.next_base);
     }
 
     fn slot_of(&self, id: TrackId) -> Result<usize, IndexError> {
@@ -547,13 +566,14 @@ impl Index {
                 .map(|s| alloc_size(s.descr.len()) + alloc_size(s.hashes.capacity() * 4))
                 .sum::<usize>()
             + by_id
+            + self.ref_map.mem_usage()
             + self.postings.mem_usage()
     }
 
     /// Maps a ref to its live track's slot and frame; `None` for a dead ref.
     #[inline]
     fn resolve(&self, r: u32) -> Option<(u32, u32)> {
-        resolve_in(&self.slots, r)
+        resolve_in(&self.slots, &self.ref_map, r)
     }
 
     /// Index statistics: one sequential pass over the postings (a debugging
