@@ -889,14 +889,19 @@ impl Postings {
                 };
                 let in_delta = entry.delta_may_hold(part.flag_of(m)) && part.delta_len > 0;
                 let (lo, hi) = entry.span(|| part.dir.get(b as usize + 1).copied());
-                // Branch-free: an absent flag makes the span empty.
+                // An absent flag makes the span empty, and then the
+                // fingerprints are not fetched at all: three probes in four
+                // at the usual load (fetching them anyway, the scan skipped,
+                // cost 5 % of a lookup).
                 let in_run = u32::from(entry.may_hold(part.run_key(m)));
                 let (lo, hi) = (lo as u32, lo as u32 + (hi - lo) as u32 * in_run);
-                let first = part.fps.as_ptr().wrapping_add(lo as usize);
-                let last = part.fps.as_ptr().wrapping_add(hi.max(lo + 1) as usize - 1);
-                prefetch(first);
-                if (first as usize) >> 6 != (last as usize) >> 6 {
-                    prefetch(last);
+                if hi > lo {
+                    let first = part.fps.as_ptr().wrapping_add(lo as usize);
+                    let last = part.fps.as_ptr().wrapping_add(hi as usize - 1);
+                    prefetch(first);
+                    if (first as usize) >> 6 != (last as usize) >> 6 {
+                        prefetch(last);
+                    }
                 }
                 if in_delta {
                     let at = m as usize & part.delta.len().wrapping_sub(1);
