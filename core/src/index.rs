@@ -2,15 +2,15 @@
 //! sequence) and the inverted index hash → (track, frame).
 //!
 //! Memory: 4 bytes per frame for the hash sequences (the matcher verifies
-//! against them) plus about 7 bytes per posting with its share of directory
-//! and delta (see `postings`); one posting per run of equal consecutive
-//! hashes. Measured: 11.24 bytes per frame at 40M random frames, and
+//! against them) plus about 7.7 bytes per posting with its share of
+//! directory and delta (see `postings`); one posting per run of equal
+//! consecutive hashes. Measured: 11.77 bytes per frame at 40M random frames, and
 //! `mem_usage` within 1% of the RSS growth (`cargo bench --bench index`).
 //!
 //! Each track owns a range of *global refs* `base .. base + frames`; a posting
 //! is the `u32` ref of its frame. Bases are handed out in increasing order, so
-//! the slots (tracks in base order) map a ref back to its track by binary
-//! search. A removed track leaves a tombstone slot and a dead ref range whose
+//! the slots (tracks in base order) map a ref back to its track (a binary
+//! search among the few slots `ref_map` leaves). A removed track leaves a tombstone slot and a dead ref range whose
 //! postings merges purge later. Only the last track can grow in place
 //! (`append`); another one moves to a fresh range.
 //!

@@ -1,5 +1,5 @@
-//! The inverted index hash → postings, in about 7 bytes per posting (5 in
-//! the run, the rest its share of directory and delta).
+//! The inverted index hash → postings, in about 7.7 bytes per posting (5
+//! in the run, the rest its share of directory and delta).
 //!
 //! A posting is a `u32` *global ref* (`track base + frame`, see `Index`). Its
 //! key is `m = mix(hash)`, a bijective scramble of the frame hash: real audio
