@@ -5,7 +5,7 @@
 //! against them) plus about 7.7 bytes per posting with its share of
 //! directory and delta (see `postings`); one posting per run of equal
 //! consecutive hashes. Measured: 11.77 bytes per frame at 40M random frames, and
-//! `mem_usage` within 1% of the RSS growth (`cargo bench --bench index`).
+//! `mem_usage` within 1.2% of the RSS growth (`cargo bench --bench index`).
 //!
 //! Each track owns a range of *global refs* `base .. base + frames`; a posting
 //! is the `u32` ref of its frame. Bases are handed out in increasing order, so
