@@ -116,6 +116,13 @@ pub(super) fn mix(h: u32) -> u32 {
     x
 }
 
+/// The run key of `m` in a bucket addressed by its top `addr_bits` bits:
+/// the 6 bits after them (see `dir_entry`).
+#[inline]
+fn run_key(m: u32, addr_bits: u32) -> u32 {
+    (m << addr_bits) >> (32 - RUN_KEY_BITS)
+}
+
 /// The address bits that suit `postings`: a load in `(LOAD, 2·LOAD]`.
 pub(super) fn addr_bits_for(postings: u64) -> u32 {
     let buckets = postings.div_ceil(2 * LOAD).max(1);
@@ -207,7 +214,7 @@ impl Partition {
     /// The run key of `m`: the 6 bits of `m` after the bucket.
     #[inline]
     fn run_key(&self, m: u32) -> u32 {
-        (m << (self.depth + self.dir_bits)) >> (32 - RUN_KEY_BITS)
+        run_key(m, u32::from(self.depth + self.dir_bits))
     }
 
     /// The delta flag of `m` within its directory entry: the 4 bits of `m`
@@ -740,7 +747,7 @@ impl Postings {
                     let m = (e >> 32) as u32;
                     fps.push(m as u8);
                     refs.push(e as u32);
-                    flags |= run_flag((m << (depth + out_bits)) >> (32 - RUN_KEY_BITS));
+                    flags |= run_flag(run_key(m, depth + out_bits));
                 }
                 dir.push(Entry::new(start, refs.len() - start, flags));
             }
@@ -898,13 +905,16 @@ impl Postings {
                     continue;
                 };
                 let in_delta = entry.delta_may_hold(part.flag_of(m)) && part.delta_len > 0;
-                let (lo, hi) = entry.span(|| part.dir.get(b as usize + 1).copied());
                 // An absent flag makes the span empty, and then the
                 // fingerprints are not fetched at all: three probes in four
                 // at the usual load (fetching them anyway, the scan skipped,
                 // cost 5 % of a lookup).
-                let in_run = u32::from(entry.may_hold(part.run_key(m)));
-                let (lo, hi) = (lo as u32, lo as u32 + (hi - lo) as u32 * in_run);
+                let (lo, hi) = if entry.may_hold(part.run_key(m)) {
+                    let (lo, hi) = entry.span(|| part.dir.get(b as usize + 1).copied());
+                    (lo as u32, hi as u32)
+                } else {
+                    (0, 0)
+                };
                 if hi > lo {
                     let first = part.fps.as_ptr().wrapping_add(lo as usize);
                     let last = part.fps.as_ptr().wrapping_add(hi as usize - 1);
