@@ -218,10 +218,10 @@ impl Partition {
     }
 
     /// The delta flag of `m` within its directory entry: the 4 bits of `m`
-    /// after the bucket.
+    /// after the bucket, the top of its run key.
     #[inline]
     fn flag_of(&self, m: u32) -> u64 {
-        delta_flag((m << (self.depth + self.dir_bits)) >> (32 - DELTA_FLAG_BITS))
+        delta_flag(self.run_key(m) >> (RUN_KEY_BITS - DELTA_FLAG_BITS))
     }
 
     fn buckets(&self) -> usize {
