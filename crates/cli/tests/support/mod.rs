@@ -1,0 +1,82 @@
+//! Shared by the CLI tests: running the `auscoutclient` binary and reading
+//! its output; the synthetic music comes from the testkit.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use auscout_testkit::audio::*;
+
+/// Runs `auscoutclient` with `args`.
+pub fn client(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_auscoutclient"))
+        .args(args)
+        .output()
+        .expect("run auscoutclient")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with both streams when `o` did not exit 0.
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// One parsed row of `lookup --csv`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub clip: String,
+    pub matched: String,
+    pub offset_s: Option<f64>,
+    pub score: Option<f64>,
+    pub ms: f64,
+}
+
+/// Parses `lookup --csv` (no quoting needed for the test's file names).
+pub fn csv_rows(out: &str) -> Vec<Row> {
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("clip,match,offset_s,score,ms"),
+        "csv header in:\n{out}"
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 5, "csv row {l:?}");
+            Row {
+                clip: f[0].to_owned(),
+                matched: f[1].to_owned(),
+                offset_s: f[2].parse().ok(),
+                score: f[3].parse().ok(),
+                ms: f[4].parse().expect("ms is a number"),
+            }
+        })
+        .collect()
+}
+
+/// A temp dir holding the test's audio files.
+pub fn audio_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_str().expect("utf-8 temp path").to_owned()
+}
+
+pub fn join(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

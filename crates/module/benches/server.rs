@@ -1,0 +1,339 @@
+//! The issue-2 yardstick, through a real redis-server with the module loaded:
+//! memory per frame, `auscout.add` and `auscout.lookup` server time, and how
+//! long other clients wait while a big index is deleted.
+//!
+//!     cargo bench -p auscout --bench server                  # 2,000 tracks x 20,000 frames (40M)
+//!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout --bench server   # a quick 4M-frame run
+//!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout --bench server # more lookups of each kind (default 300)
+//!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout --bench server    # adds on one thread (default: auscout.threads 2)
+//!
+//! Server time comes from SLOWLOG (threshold 0 while measuring): the time Redis
+//! spent inside the command, without network or client overhead.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Connection;
+
+const TIMED_ADDS: usize = 100;
+
+use auscout_testkit::workload::{
+    matching_query, random_query, track, FRAMES, QUERY_FRAMES, TOGGLE_BITS,
+};
+use auscout_testkit::{env_or, module_path, Rng};
+
+fn be(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+struct Server {
+    child: Child,
+    _dir: PathBuf,
+}
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn start(port: u16) -> (Server, redis::Client) {
+    let dir = std::env::temp_dir().join(format!("auscout-bench-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let module = module_path();
+    assert!(
+        module.exists(),
+        "build the module first: cargo build --release ({})",
+        module.display()
+    );
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--loadmodule")
+        .arg(&module)
+        // `auscout.threads` for the adds (lookups are measured at 1 and 2).
+        .args([
+            "threads",
+            &std::env::var("AUSCOUT_BENCH_THREADS").unwrap_or("2".into()),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH");
+    let server = Server { child, _dir: dir };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
+    for _ in 0..100 {
+        if let Ok(mut c) = client.get_connection() {
+            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                return (server, client);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not start on port {port}");
+}
+
+fn used_memory(c: &mut Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(c).expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory")
+}
+
+/// Server-side durations (µs) of the logged commands named `name`, then resets the log.
+fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(c)
+        .expect("SLOWLOG");
+    let mut out = Vec::new();
+    for e in entries {
+        if let redis::Value::Array(fields) = e {
+            let dur = match fields.get(2) {
+                Some(redis::Value::Int(d)) => *d as u64,
+                _ => continue,
+            };
+            let cmd = match fields.get(3) {
+                Some(redis::Value::Array(args)) => match args.first() {
+                    Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).to_lowercase(),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if cmd == name {
+                out.push(dur);
+            }
+        }
+    }
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query::<()>(c)
+        .expect("SLOWLOG RESET");
+    out
+}
+
+fn slowlog(c: &mut Connection, on: bool) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(if on { 0 } else { -1 })
+        .query::<()>(c)
+        .expect("CONFIG SET");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(100_000)
+        .query::<()>(c)
+        .expect("CONFIG SET");
+}
+
+fn pct(v: &mut [u64], p: f64) -> f64 {
+    v.sort_unstable();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i] as f64 / 1000.0
+}
+
+/// Deletes `key` with `how` while another client pings; returns the longest
+/// time (ms) that client waited for an answer.
+fn delete_while_pinging(
+    client: &redis::Client,
+    c: &mut Connection,
+    how: &[&str],
+    key: &str,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pinger = client.get_connection().expect("conn");
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut worst = Duration::ZERO;
+        while !flag.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            let _: String = redis::cmd("PING").query(&mut pinger).expect("PING");
+            worst = worst.max(t.elapsed());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        worst
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut cmd = redis::cmd(how[0]);
+    for a in &how[1..] {
+        cmd.arg(*a);
+    }
+    cmd.arg(key).query::<redis::Value>(c).expect("delete");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().expect("pinger").as_secs_f64() * 1000.0
+}
+
+/// Lookups with `auscout.threads` set to `threads`: matching (1,000
+/// consecutive frames of a stored track, 30% of frames with 2 of their 4
+/// toggle bits flipped) and non-matching (random frames); prints the
+/// SLOWLOG server times.
+fn lookups_with(c: &mut Connection, tracks: usize, lookups: usize, threads: u32) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("auscout.threads")
+        .arg(threads)
+        .query::<()>(c)
+        .expect("CONFIG SET");
+    let mut rng = Rng(0x5eed);
+    let mut found = 0usize;
+    slowlog(c, true);
+    for _ in 0..lookups {
+        let (t, start, q, toggles) = matching_query(&mut rng, tracks);
+        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(c)
+            .expect("lookup");
+        if reply
+            .first()
+            .is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64)
+        {
+            found += 1;
+        }
+    }
+    let mut matching = slowlog_durations(c, "auscout.lookup");
+    let mut false_hits = 0usize;
+    for _ in 0..lookups {
+        let (q, toggles) = random_query(&mut rng);
+        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
+            .arg("bench")
+            .arg(be(&q))
+            .arg(be(&toggles))
+            .query(c)
+            .expect("lookup");
+        false_hits += usize::from(!reply.is_empty());
+    }
+    let mut nonmatching = slowlog_durations(c, "auscout.lookup");
+    slowlog(c, false);
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, threads {threads}, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{lookups}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
+    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, threads {threads}, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{lookups}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
+}
+
+fn main() {
+    let tracks: usize = env_or("AUSCOUT_BENCH_TRACKS", 2_000);
+    // Lookups of each kind (more for a steadier p99, or to profile the server).
+    let lookups: usize = env_or("AUSCOUT_BENCH_LOOKUPS", 300);
+    let (_server, client) = start(16_401);
+    let mut c = client.get_connection().expect("connection");
+    slowlog(&mut c, false);
+    let before = used_memory(&mut c);
+
+    // Every add is logged: the worst one of the whole build is where a
+    // growing index would pause the server; the log is drained every 100
+    // adds so it never holds more than that.
+    let t0 = Instant::now();
+    slowlog(&mut c, true);
+    let mut all_adds: Vec<u64> = Vec::with_capacity(tracks);
+    for i in 0..tracks {
+        let id: i64 = redis::cmd("auscout.add")
+            .arg("bench")
+            .arg(be(&track(i as u64)))
+            .query(&mut c)
+            .expect("auscout.add");
+        assert_eq!(id, i as i64 + 1);
+        if i % 100 == 99 || i + 1 == tracks {
+            // SLOWLOG GET lists the newest entry first.
+            all_adds.extend(slowlog_durations(&mut c, "auscout.add").into_iter().rev());
+        }
+        if i % 200 == 199 {
+            eprint!("\r  {} / {tracks} tracks", i + 1);
+            let _ = std::io::stderr().flush();
+        }
+    }
+    eprintln!();
+    let build_s = t0.elapsed().as_secs_f64();
+    slowlog(&mut c, false);
+    let (worst_at, worst_add) = all_adds
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by_key(|&(_, d)| d)
+        .unwrap_or((0, 0));
+    let mut adds = all_adds[all_adds.len().saturating_sub(TIMED_ADDS)..].to_vec();
+    let frames = (tracks * FRAMES) as f64;
+    let after = used_memory(&mut c);
+    let usage: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("bench")
+        .arg("SAMPLES")
+        .arg(0)
+        .query(&mut c)
+        .expect("MEMORY USAGE");
+    let growth = (after - before) as f64;
+
+    // Lookup results are printed as they are measured (one thread, then the default two).
+    println!(
+        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
+        frames / 1e6
+    );
+    for threads in [1, 2] {
+        lookups_with(&mut c, tracks, lookups, threads);
+    }
+
+    // auscout.index walks every posting (O(n)): how long it holds the server.
+    slowlog(&mut c, true);
+    let stats: Vec<redis::Value> = redis::cmd("auscout.index")
+        .arg("bench")
+        .query(&mut c)
+        .expect("auscout.index");
+    let index_ms = slowlog_durations(&mut c, "auscout.index")
+        .first()
+        .map_or(f64::NAN, |&us| us as f64 / 1e3);
+    slowlog(&mut c, false);
+    println!(
+        "auscout.index (statistics, {} fields): {index_ms:.0} ms server time",
+        stats.len() / 2
+    );
+
+    // Deleting the whole index while another client pings.
+    let mut waits = Vec::new();
+    for how in [&["auscout.delkey"][..], &["DEL"][..], &["UNLINK"][..]] {
+        redis::cmd("COPY")
+            .arg("bench")
+            .arg("victim")
+            .query::<i64>(&mut c)
+            .expect("COPY");
+        let worst = delete_while_pinging(&client, &mut c, how, "victim");
+        waits.push((how[0], worst));
+    }
+
+    println!("build (client-side, {tracks} x auscout.add): {build_s:.1} s");
+    println!(
+        "memory: used_memory growth {:.2} B/frame; MEMORY USAGE {:.2} B/frame ({:+.1}% of growth)",
+        growth / frames,
+        usage as f64 / frames,
+        100.0 * (usage as f64 - growth) / growth
+    );
+    println!("auscout.add of {FRAMES} frames (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
+    println!(
+        "auscout.add, worst of all {} adds: {:.3} ms (add #{}, at {:.1}M frames)",
+        all_adds.len(),
+        worst_add as f64 / 1000.0,
+        worst_at + 1,
+        (worst_at * FRAMES) as f64 / 1e6
+    );
+    for (how, worst) in waits {
+        println!("{how} of the whole index: longest wait of another client {worst:.1} ms");
+    }
+}
