@@ -38,8 +38,6 @@ use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
 use ref_map::RefMap;
 
-use crate::matcher::{LookupError, LookupParams, Match};
-
 /// A track id: positive, unique within an index, never reused. Ids written by
 /// the C++ module are large 64-bit values and are kept as they are.
 pub type TrackId = i64;
@@ -643,30 +641,6 @@ impl Index {
     /// The id of the track in `slot` (0 for a removed or unknown slot).
     pub fn slot_id(&self, slot: u32) -> TrackId {
         self.slots.get(slot as usize).map_or(0, |s| s.id)
-    }
-
-    /// Time-aligned lookup (DESIGN §4): every track scoring ≥ threshold, best first.
-    pub fn lookup(
-        &self,
-        query: &[u32],
-        toggles: &[u32],
-        params: &LookupParams,
-    ) -> Result<Vec<Match>, LookupError> {
-        crate::matcher::lookup(self, query, toggles, params)
-    }
-}
-
-impl crate::matcher::FrameSource for Index {
-    fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
-        Index::probe(self, probes, hit)
-    }
-
-    fn hashes(&self, slot: u32) -> &[u32] {
-        self.slot_hashes(slot)
-    }
-
-    fn id(&self, slot: u32) -> TrackId {
-        self.slot_id(slot)
     }
 }
 

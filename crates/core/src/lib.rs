@@ -5,6 +5,7 @@
 //! - [`index`]: tracks and the inverted index hash → (track, frame).
 //! - [`matcher`]: time-aligned voting and bit-error-rate verification.
 
+pub mod defaults;
 pub mod index;
 pub mod matcher;
 pub mod pool;

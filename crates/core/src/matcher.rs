@@ -22,12 +22,9 @@ mod chance;
 mod verify;
 mod vote;
 
-use crate::index::TrackId;
+use crate::index::{Index, TrackId};
 
-/// Hard ceiling on toggle bits per frame, whatever the caller's cap says: each
-/// frame is probed 2^bits times, and 2^16 probes per frame is already far past
-/// any useful query (the module's default cap is 8).
-pub const HARD_MAX_TOGGLE_BITS: u32 = 16;
+pub use crate::defaults::HARD_MAX_TOGGLE_BITS;
 
 /// Options of one lookup.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,9 +48,9 @@ pub struct LookupParams {
 impl Default for LookupParams {
     fn default() -> Self {
         LookupParams {
-            threshold: 0.25,
+            threshold: crate::defaults::THRESHOLD,
             limit: None,
-            max_toggle_bits: 8,
+            max_toggle_bits: crate::defaults::MAX_TOGGLE_BITS,
             threads: 1,
         }
     }
@@ -256,6 +253,33 @@ fn validate(query: &[u32], toggles: &[u32], params: &LookupParams) -> Result<(),
         return Err(LookupError::TooManyToggles { bits, cap });
     }
     Ok(())
+}
+
+/// The index is the matcher's frame source in production.
+impl Index {
+    /// Time-aligned lookup: every track scoring ≥ threshold, best first.
+    pub fn lookup(
+        &self,
+        query: &[u32],
+        toggles: &[u32],
+        params: &LookupParams,
+    ) -> Result<Vec<Match>, LookupError> {
+        lookup(self, query, toggles, params)
+    }
+}
+
+impl FrameSource for Index {
+    fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
+        Index::probe(self, probes, hit)
+    }
+
+    fn hashes(&self, slot: u32) -> &[u32] {
+        self.slot_hashes(slot)
+    }
+
+    fn id(&self, slot: u32) -> TrackId {
+        self.slot_id(slot)
+    }
 }
 
 #[cfg(test)]

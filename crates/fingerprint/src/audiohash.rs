@@ -14,14 +14,14 @@ use realfft::{RealFftPlanner, RealToComplex};
 use crate::error::FingerprintError;
 
 /// The lowest sample rate the hash is defined for (the 33 bands reach 2900 Hz).
-pub const MIN_SAMPLE_RATE: u32 = 6000;
+pub const MIN_SAMPLE_RATE: u32 = auscout_core::defaults::SAMPLE_RATE;
 /// Toggle masks have at most this many bits (the CLI's `-g` keeps the
 /// original's 0–8; a 9th comes from the probe budget, for a server whose
 /// `auscout.max-toggle-bits` allows it).
-pub const MAX_TOGGLE_BITS: u32 = 9;
+pub const MAX_TOGGLE_BITS: u32 = auscout_core::defaults::FINGERPRINT_MAX_TOGGLE_BITS;
 /// The module's default `auscout.max-toggle-bits`: what a fingerprint may use
 /// when the server's cap is not known.
-pub const SERVER_DEFAULT_MAX_TOGGLE_BITS: u32 = 8;
+pub const SERVER_DEFAULT_MAX_TOGGLE_BITS: u32 = auscout_core::defaults::MAX_TOGGLE_BITS;
 /// Default probe budget of a query: frames × 2^toggle bits. It is what a
 /// 1,000-frame (10.7 s) query with 4 toggle bits costs the server, so shorter
 /// queries get more bits (a 5 s clip 5) at no more than that cost: few frames
