@@ -110,7 +110,7 @@ fn usage_errors_are_one_line() {
             2,
             "unexpected argument",
         ),
-        (vec!["del", "-k", "x", "-p", "1"], 1, "-i/--id"),
+        (vec!["del", "-k", "x", "-p", "1"], 2, "--id"),
         (vec!["lookup", "-k", "x", "-p", "1"], 1, "no files"),
     ];
     for (args, code, needle) in cases {

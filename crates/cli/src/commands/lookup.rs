@@ -1,0 +1,125 @@
+//! `lookup`: fingerprint files and print the tracks they match.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use auscout_client::store::{Access, LookupOptions};
+use auscout_fingerprint::audiohash::hop_length;
+use auscout_fingerprint::pipeline::fingerprint_file;
+
+use super::{files, for_each_file, hash_options, open, Fatal, FileError};
+use crate::args::LookupArgs;
+use crate::output::{
+    csv_field, json_line, Format, JsonLookup, JsonMatch, Reporter, LOOKUP_CSV_HEADER,
+};
+
+pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
+    let files = files(&args.files, out)?;
+    let store = open(&args.connection, &args.key, Access::Read)?;
+    let mut hopts = hash_options(&args.hashing, Some(&args.toggles));
+    if args.toggles.max_toggle_bits.is_none() {
+        // Queries must stay within the server's cap (a mask over it is an
+        // error reply); a server that will not say (CONFIG not allowed) gets
+        // the module's default.
+        if let Some(cap) = store.max_toggle_bits() {
+            hopts.max_toggle_bits = cap;
+        }
+    }
+    let lopts = LookupOptions {
+        threshold: args.matching.threshold,
+        limit: args.matching.limit,
+    };
+    let sr = args.hashing.sr;
+    let hop = hop_length(sr) as f64 / f64::from(sr);
+    let times = Mutex::new(Vec::with_capacity(files.len()));
+    let matched = Mutex::new(0usize);
+    if out.format == Format::Csv {
+        out.result(LOOKUP_CSV_HEADER);
+    }
+    for_each_file(&files, out, |path| {
+        let result = (|| -> Result<_, FileError> {
+            let fp = fingerprint_file(path, &hopts)?;
+            Ok(store.lookup(&fp.hashes, &fp.toggles, lopts)?)
+        })();
+        let (matches, elapsed) = match result {
+            Ok(r) => r,
+            Err(e) => return out.file_error(path, &e.to_string()),
+        };
+        let ms = elapsed.as_secs_f64() * 1e3;
+        if let Ok(mut t) = times.lock() {
+            t.push(elapsed);
+        }
+        if !matches.is_empty() {
+            if let Ok(mut m) = matched.lock() {
+                *m += 1;
+            }
+        }
+        let shown = path.display().to_string();
+        let offset = |position: i64| position as f64 * hop;
+        let line = match out.format {
+            Format::Csv => match matches.first() {
+                Some(m) => format!(
+                    "{},{},{:.3},{:.4},{ms:.3}",
+                    csv_field(&shown),
+                    csv_field(&m.descr),
+                    offset(m.position),
+                    m.score
+                ),
+                None => format!("{},,,,{ms:.3}", csv_field(&shown)),
+            },
+            Format::Json => json_line(&JsonLookup {
+                file: &shown,
+                ms,
+                matches: matches
+                    .iter()
+                    .map(|m| JsonMatch {
+                        descr: &m.descr,
+                        id: m.id,
+                        position: m.position,
+                        offset_s: offset(m.position),
+                        score: m.score,
+                    })
+                    .collect(),
+            }),
+            Format::Plain if matches.is_empty() => format!("{shown}: no match ({ms:.1} ms)"),
+            Format::Plain => {
+                let mut text = format!(
+                    "{shown}: {} match{} ({ms:.1} ms)",
+                    matches.len(),
+                    plural(matches.len())
+                );
+                for m in &matches {
+                    text.push_str(&format!(
+                        "\n  {}  id {}  offset {:.2} s  score {:.3}",
+                        m.descr,
+                        m.id,
+                        offset(m.position),
+                        m.score
+                    ));
+                }
+                text
+            }
+        };
+        out.result(&line);
+    });
+    if let (Ok(mut t), Ok(m)) = (times.lock(), matched.lock()) {
+        t.sort();
+        let median = t.get(t.len() / 2).copied().unwrap_or(Duration::ZERO);
+        out.info(&format!(
+            "looked up {} files: {} matched, failed {}; median lookup {:.2} ms",
+            t.len(),
+            *m,
+            out.failures(),
+            median.as_secs_f64() * 1e3
+        ));
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "es"
+    }
+}
