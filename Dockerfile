@@ -11,7 +11,7 @@
 # ---- build stage: Rust + what the redis-module build needs (bindgen → libclang)
 FROM rust:1-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libclang-dev clang redis-server redis-tools make \
+ && apt-get install -y --no-install-recommends libclang-dev clang libopus-dev redis-server redis-tools make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -20,7 +20,7 @@ RUN make install PREFIX=/opt/auscout
 # ---- runtime stage: Debian's redis-server 7.0, the module, the client, the config
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends redis-server redis-tools ca-certificates \
+ && apt-get install -y --no-install-recommends redis-server redis-tools libopus0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system auscout && useradd --system --gid auscout --home-dir /data auscout \
  && mkdir -p /data && chown auscout:auscout /data

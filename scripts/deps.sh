@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks (and, as root with apt-get, installs) what building and testing auscout needs.
-#   scripts/deps.sh build   cargo, a C compiler, libclang (bindgen in the redis-module build), redis-server
+#   scripts/deps.sh build   cargo, a C compiler, libclang (bindgen in the redis-module build), redis-server,
+#                           libopus (the Opus decoder the fingerprint library registers with symphonia)
 #   scripts/deps.sh test    the above + ffmpeg, sox and lame (the tests encode real audio files)
 set -euo pipefail
 want=${1:-build}
@@ -16,6 +17,7 @@ need cc gcc
 need '/usr/lib/llvm-*/lib/libclang*.so*' libclang-dev
 need make make
 need python3 python3
+need '/usr/include/opus/opus.h' libopus-dev
 if [[ $want == test ]]; then
     need ffmpeg ffmpeg
     need sox sox

@@ -39,4 +39,9 @@ offset=$(echo "$row" | cut -d, -f3)
 [[ $match == two.flac ]] || { echo "test-install: wrong match: $row"; exit 1; }
 python3 -c "import sys; sys.exit(0 if abs(float('$offset') - 8.0) <= 0.5 else 1)" \
     || { echo "test-install: wrong offset: $row"; exit 1; }
-echo "test-install: ok (installed module + client: add, lookup found two.flac at ${offset}s)"
+# Opus (the libopus decoder the installed client links): a WebM/Opus clip, as
+# browsers record, of the first track.
+ffmpeg -nostdin -v error -ss 3 -t 5 -i "$root/one.wav" -c:a libopus -b:a 48k "$root/clip.webm"
+row=$("$client" lookup -p "$port" -k songs --csv --quiet "$root/clip.webm" | tail -1)
+[[ $(echo "$row" | cut -d, -f2) == one.wav ]] || { echo "test-install: wrong match for clip.webm: $row"; exit 1; }
+echo "test-install: ok (installed module + client: add, lookup found two.flac at ${offset}s, a WebM/Opus clip found one.wav)"

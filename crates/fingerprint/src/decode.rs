@@ -1,7 +1,9 @@
 //! Audio files → a stream of mono `f32` chunks, with symphonia (0.6 API).
 //!
 //! Every container and codec symphonia ships is enabled (WAV, FLAC, MP3, Ogg
-//! Vorbis, M4A/AAC, ALAC, AIFF, CAF, MKV/WebM). Channels are averaged to mono.
+//! Vorbis, M4A/AAC, ALAC, AIFF, CAF, MKV/WebM), plus Opus through libopus
+//! ([`codecs`]: WebM/Opus as browsers record it, Ogg/Opus). Channels are
+//! averaged to mono.
 //! A damaged packet is skipped and counted, a container reset re-opens the
 //! track, the end of the stream (or a file cut short) ends it cleanly; only a
 //! file we cannot read at all is an error. The encoder priming an MP4 edit
@@ -12,8 +14,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::SeekFrom;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -232,6 +236,18 @@ impl Decoder {
     }
 }
 
+/// The codecs every decode uses: symphonia's own, plus Opus (symphonia has
+/// no Opus decoder; its Ogg and MKV/WebM demuxers do read Opus streams).
+pub fn codecs() -> &'static CodecRegistry {
+    static CODECS: OnceLock<CodecRegistry> = OnceLock::new();
+    CODECS.get_or_init(|| {
+        let mut registry = CodecRegistry::new();
+        symphonia::default::register_enabled_codecs(&mut registry);
+        registry.register_audio_decoder::<symphonia_adapter_libopus::OpusDecoder>();
+        registry
+    })
+}
+
 /// Picks the default audio track and builds its decoder (gapless: encoder
 /// delay and padding are trimmed, so positions match the original audio).
 fn open_track(format: &dyn FormatReader) -> Result<(Box<dyn AudioDecoder>, u32), FingerprintError> {
@@ -245,7 +261,7 @@ fn open_track(format: &dyn FormatReader) -> Result<(Box<dyn AudioDecoder>, u32),
         .ok_or_else(|| {
             FingerprintError::Unsupported("the audio track has no codec parameters".into())
         })?;
-    let decoder = symphonia::default::get_codecs()
+    let decoder = codecs()
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(|e| match e {
             SymphoniaError::Unsupported(what) => {
