@@ -25,6 +25,42 @@ pub enum ClientError {
     Layout { key: String, detail: String },
 }
 
+impl ClientError {
+    /// The module's "no such key": the index (or this shard of it) has no
+    /// tracks yet.
+    pub fn is_no_such_key(&self) -> bool {
+        match self {
+            ClientError::Redis(e) => {
+                e.kind() == redis::ErrorKind::ResponseError && e.detail() == Some("no such key")
+            }
+            _ => false,
+        }
+    }
+
+    /// The server could not be reached (refused, timed out, dropped): worth
+    /// telling apart from a reply the server gave.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } => true,
+            ClientError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::ClusterDown
+                            | redis::ErrorKind::MasterDown
+                            | redis::ErrorKind::BusyLoadingError
+                            | redis::ErrorKind::TryAgain
+                            | redis::ErrorKind::ClusterConnectionNotFound
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Redis error texts can span lines (server replies, composite cluster
 /// errors); the CLI promises one line per problem.
 fn one_line(err: &redis::RedisError) -> String {

@@ -10,4 +10,4 @@ pub mod shard;
 pub mod store;
 
 pub use error::ClientError;
-pub use store::{Access, Endpoint, LookupOptions, Store, TrackMatch};
+pub use store::{Access, Endpoint, LookupOptions, Store, TrackCursor, TrackInfo, TrackMatch};

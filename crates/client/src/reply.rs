@@ -47,9 +47,18 @@ fn one_match(value: Value) -> Result<ShardMatch, String> {
     })
 }
 
+/// One track of an `auscout.list` page, with its shard-local id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListEntry {
+    pub id: u64,
+    pub descr: String,
+    pub frames: u64,
+}
+
 /// `auscout.list key cursor COUNT n`: `[next_cursor, [[id, descr, frames], …]]`,
-/// the cursor `0` when the listing is complete.
-pub fn list_page(value: Value) -> Result<ListPage, String> {
+/// the cursor `0` when the listing is complete. Returns the next cursor (0
+/// at the end) and the tracks.
+pub fn list_entries(value: Value) -> Result<(u64, Vec<ListEntry>), String> {
     let fields = match value {
         Value::Array(fields) => fields,
         other => return Err(format!("expected [cursor, tracks], got {}", kind(&other))),
@@ -57,24 +66,37 @@ pub fn list_page(value: Value) -> Result<ListPage, String> {
     let [cursor, tracks] = <[Value; 2]>::try_from(fields)
         .map_err(|f| format!("expected [cursor, tracks], got {} fields", f.len()))?;
     let cursor = integer(&cursor)?;
+    let cursor = u64::try_from(cursor).map_err(|_| format!("negative cursor {cursor}"))?;
     let tracks = match tracks {
         Value::Array(tracks) => tracks,
         other => return Err(format!("expected an array of tracks, got {}", kind(&other))),
     };
-    let descrs = tracks
+    let entries = tracks
         .into_iter()
-        .map(|t| match t {
-            Value::Array(fields) => fields
-                .into_iter()
-                .nth(1)
-                .ok_or_else(|| "a track entry has no description".to_owned())
-                .and_then(text),
-            other => Err(format!("expected a track entry, got {}", kind(&other))),
+        .map(|t| {
+            let fields = match t {
+                Value::Array(fields) => fields,
+                other => return Err(format!("expected a track entry, got {}", kind(&other))),
+            };
+            let [id, descr, frames] = <[Value; 3]>::try_from(fields)
+                .map_err(|f| format!("a track entry has {} fields, expected 3", f.len()))?;
+            let (id, frames) = (integer(&id)?, integer(&frames)?);
+            Ok(ListEntry {
+                id: u64::try_from(id).map_err(|_| format!("negative track id {id}"))?,
+                descr: text(descr)?,
+                frames: u64::try_from(frames).map_err(|_| format!("negative frames {frames}"))?,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((cursor, entries))
+}
+
+/// [`list_entries`] as the descriptions and the next cursor (`None` when done).
+pub fn list_page(value: Value) -> Result<ListPage, String> {
+    let (cursor, entries) = list_entries(value)?;
     Ok(ListPage {
         next: (cursor != 0).then(|| cursor.to_string()),
-        descrs,
+        descrs: entries.into_iter().map(|e| e.descr).collect(),
     })
 }
 
@@ -221,5 +243,35 @@ mod tests {
         assert!(matches(neg_id).is_err());
         assert!(matches(Value::Int(3)).is_err());
         assert!(float(&bulk("nan")).is_err());
+    }
+
+    #[test]
+    fn list_pages_parse_and_malformed_ones_are_errors() {
+        let page = Value::Array(vec![
+            bulk("7"),
+            Value::Array(vec![
+                Value::Array(vec![Value::Int(3), bulk("a.wav"), Value::Int(500)]),
+                Value::Array(vec![Value::Int(5), bulk("b.mp3"), Value::Int(20)]),
+            ]),
+        ]);
+        let (next, entries) = list_entries(page.clone()).expect("parses");
+        assert_eq!(next, 7);
+        assert_eq!(
+            entries[1],
+            ListEntry {
+                id: 5,
+                descr: "b.mp3".into(),
+                frames: 20
+            }
+        );
+        let descrs = list_page(page).expect("parses");
+        assert_eq!(descrs.next.as_deref(), Some("7"));
+        assert_eq!(descrs.descrs, vec!["a.wav", "b.mp3"]);
+        let short = Value::Array(vec![
+            bulk("0"),
+            Value::Array(vec![Value::Array(vec![Value::Int(3), bulk("a")])]),
+        ]);
+        assert!(list_entries(short).is_err());
+        assert!(list_entries(Value::Int(0)).is_err());
     }
 }

@@ -19,7 +19,7 @@ use redis::{
 };
 
 use crate::error::ClientError;
-use crate::reply::{self, ListPage};
+use crate::reply::{self, ListEntry, ListPage};
 use crate::shard::{self, Layout};
 
 /// How long to wait for a TCP connection before calling a server unreachable.
@@ -189,6 +189,23 @@ pub struct LookupOptions {
     pub limit: Option<u32>,
 }
 
+/// A track as listed, with its user-visible id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackInfo {
+    pub id: u64,
+    pub descr: String,
+    /// Frame hashes stored for it.
+    pub frames: u64,
+}
+
+/// Where a listing of a (possibly sharded) index goes on: the shard, and
+/// the shard-local id to continue from. `TrackCursor::default()` starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackCursor {
+    pub shard: u32,
+    pub local: u64,
+}
+
 /// What [`Store::open`] may do about an index's shard layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -211,6 +228,8 @@ pub struct Store {
     /// the command line still being up.
     cluster_nodes: Vec<(String, u16)>,
     pool: Mutex<Vec<Conn>>,
+    /// How long transient failures are retried ([`Store::with_retry_for`]).
+    retry_for: Duration,
 }
 
 impl Store {
@@ -263,7 +282,16 @@ impl Store {
             lookup_shards,
             cluster_nodes,
             pool: Mutex::new(vec![conn]),
+            retry_for: RETRY_FOR,
         })
+    }
+
+    /// Retries transient failures (a lost connection, a failover) for
+    /// `retry_for` instead of the default 30 s: a service answering
+    /// requests would rather say "unavailable" soon.
+    pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
     }
 
     pub fn layout(&self) -> &Layout {
@@ -396,6 +424,102 @@ impl Store {
         })
     }
 
+    /// Up to `count` tracks from `cursor` on, in shard then id order, and
+    /// where to continue (`None` when the listing is complete).
+    pub fn tracks(
+        &self,
+        cursor: TrackCursor,
+        count: u32,
+    ) -> Result<(Vec<TrackInfo>, Option<TrackCursor>), ClientError> {
+        let mut found = Vec::new();
+        let mut at = cursor;
+        while at.shard < self.layout.shard_count() {
+            let room = (count as usize).saturating_sub(found.len());
+            if room == 0 {
+                return Ok((found, Some(at)));
+            }
+            let (next, entries) = self.list_shard(at, u32::try_from(room).unwrap_or(u32::MAX))?;
+            for e in entries {
+                found.push(self.track_info(at.shard, e)?);
+            }
+            at = match next {
+                0 => TrackCursor {
+                    shard: at.shard + 1,
+                    local: 0,
+                },
+                local => TrackCursor { local, ..at },
+            };
+        }
+        Ok((found, None))
+    }
+
+    /// The track with user-visible id `id`, if the index has it.
+    pub fn track(&self, id: u64) -> Result<Option<TrackInfo>, ClientError> {
+        let (shard, local) = self.layout.locate(id);
+        if local == 0 {
+            return Ok(None); // ids start at 1 on every shard
+        }
+        let (_, entries) = self.list_shard(TrackCursor { shard, local }, 1)?;
+        match entries.into_iter().next() {
+            Some(e) if e.id == local => self.track_info(shard, e).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Bytes the index takes in Redis (`MEMORY USAGE`, summed over the shards).
+    pub fn memory_bytes(&self) -> Result<i64, ClientError> {
+        let cmds: Vec<Cmd> = self
+            .layout
+            .keys()
+            .into_iter()
+            .map(|key| {
+                let mut cmd = redis::cmd("MEMORY");
+                cmd.arg("USAGE").arg(key);
+                cmd
+            })
+            .collect();
+        let replies = self.with_retries(|c| c.run_all(&cmds))?;
+        replies.iter().try_fold(0i64, |total, v| match v {
+            Value::Nil => Ok(total),
+            v => {
+                let n = reply::integer(v).map_err(|detail| bad_reply("MEMORY USAGE", detail))?;
+                Ok(total.saturating_add(n))
+            }
+        })
+    }
+
+    /// One `auscout.list` page of a shard; a shard without a key is empty.
+    fn list_shard(
+        &self,
+        at: TrackCursor,
+        count: u32,
+    ) -> Result<(u64, Vec<ListEntry>), ClientError> {
+        let mut cmd = redis::cmd("AUSCOUT.LIST");
+        cmd.arg(self.layout.shard_key(at.shard))
+            .arg(at.local)
+            .arg("COUNT")
+            .arg(count.clamp(1, LIST_PAGE));
+        match self.with_retries(|c| c.run(&cmd)) {
+            Ok(page) => {
+                reply::list_entries(page).map_err(|detail| bad_reply("auscout.list", detail))
+            }
+            Err(e) if e.is_no_such_key() => Ok((0, Vec::new())),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn track_info(&self, shard: u32, e: ListEntry) -> Result<TrackInfo, ClientError> {
+        let id = self
+            .layout
+            .global_id(shard, e.id)
+            .ok_or_else(|| bad_reply("auscout.list", format!("id {} too large", e.id)))?;
+        Ok(TrackInfo {
+            id,
+            descr: e.descr,
+            frames: e.frames,
+        })
+    }
+
     /// The descriptions of every track in the index (`auscout.list`, paged),
     /// for `add` to skip files indexed by an earlier run.
     pub fn descriptions(&self) -> Result<std::collections::HashSet<String>, ClientError> {
@@ -426,12 +550,12 @@ impl Store {
     }
 
     /// Runs `call` on a pooled connection, retrying transient failures on a
-    /// fresh connection with backoff until [`RETRY_FOR`] has passed.
+    /// fresh connection with backoff until the retry time has passed.
     fn with_retries<T>(
         &self,
         mut call: impl FnMut(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, ClientError> {
-        let deadline = Instant::now() + RETRY_FOR;
+        let deadline = Instant::now() + self.retry_for;
         let mut pause = Duration::from_millis(50);
         loop {
             let attempt = self.take_conn().and_then(|mut conn| match call(&mut conn) {

@@ -110,6 +110,26 @@ impl Server {
         spawn(dir, args, self.module_args.clone())
     }
 
+    /// Stops the server (no save) but keeps its port and directory, so
+    /// [`Server::resume`] brings it back where clients expect it: a dump
+    /// saved before (`SAVE`) is loaded again.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Starts a stopped server again on the same port, in the same
+    /// directory, with the same arguments.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "resume: the server is running");
+        self.child = Some(launch(
+            self.dir.path(),
+            self.port,
+            &self.args,
+            &self.module_args,
+        ));
+        wait_ready(self);
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -161,37 +181,8 @@ impl ServerBuilder {
 }
 
 fn spawn(dir: tempfile::TempDir, args: Vec<String>, module_args: Vec<String>) -> Server {
-    let module = module_path();
-    assert!(
-        module.exists(),
-        "module not found at {} (build it, or set AUSCOUT_MODULE)",
-        module.display()
-    );
-    let server_bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
     let port = free_port();
-    let mut cmd = Command::new(&server_bin);
-    cmd.arg("--port")
-        .arg(port.to_string())
-        .arg("--bind")
-        .arg("127.0.0.1")
-        .arg("--dir")
-        .arg(dir.path())
-        .arg("--logfile")
-        .arg("redis.log")
-        .arg("--save")
-        .arg("")
-        .arg("--enable-debug-command")
-        .arg("yes")
-        .arg("--loadmodule")
-        .arg(&module)
-        .args(&module_args)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {server_bin}: {e}"));
+    let child = launch(dir.path(), port, &args, &module_args);
     let mut server = Server {
         child: Some(child),
         port,
@@ -201,6 +192,38 @@ fn spawn(dir: tempfile::TempDir, args: Vec<String>, module_args: Vec<String>) ->
     };
     wait_ready(&mut server);
     server
+}
+
+fn launch(dir: &Path, port: u16, args: &[String], module_args: &[String]) -> Child {
+    let module = module_path();
+    assert!(
+        module.exists(),
+        "module not found at {} (build it, or set AUSCOUT_MODULE)",
+        module.display()
+    );
+    let server_bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned());
+    let mut cmd = Command::new(&server_bin);
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .arg("--bind")
+        .arg("127.0.0.1")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg("redis.log")
+        .arg("--save")
+        .arg("")
+        .arg("--enable-debug-command")
+        .arg("yes")
+        .arg("--loadmodule")
+        .arg(&module)
+        .args(module_args)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("start {server_bin}: {e}"))
 }
 
 fn wait_ready(server: &mut Server) {
