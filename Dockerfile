@@ -1,9 +1,12 @@
-# auscout: redis-server with the auscout module loaded, plus the auscoutclient CLI.
+# auscout: redis-server with the auscout module loaded and the HTTP service with
+# its page (auscout-run starts both; `docker stop` stops both), plus the
+# auscoutclient CLI.
 #
 #   docker build -t auscout .
-#   docker run -d -p 6379:6379 -v auscout-data:/data auscout
+#   docker run -d -p 8080:8080 -p 6379:6379 -v auscout-data:/data auscout      # the page: http://localhost:8080/
+#   docker run -d -p 8080:8080 -e AUSCOUT_API_KEY=s3cret -v auscout-data:/data auscout   # writes need the key
 #   docker run -d -p 6379:6379 -v auscout-data:/data auscout --auscout.default-threshold 0.3
-#   docker exec -it <container> auscoutclient lookup -k songs /some/clip.mp3
+#   docker exec -it <container> auscoutclient lookup -k auscout /some/clip.mp3
 #
 # Every build step is the same `make install` that CI runs on a clean checkout
 # (`make test-install`), since Docker itself cannot run on the build machines.
@@ -25,13 +28,18 @@ RUN apt-get update \
  && groupadd --system auscout && useradd --system --gid auscout --home-dir /data auscout \
  && mkdir -p /data && chown auscout:auscout /data
 COPY --from=build /opt/auscout /opt/auscout
-RUN ln -s /opt/auscout/bin/auscoutclient /usr/local/bin/auscoutclient
+RUN ln -s /opt/auscout/bin/auscoutclient /usr/local/bin/auscoutclient \
+ && ln -s /opt/auscout/bin/auscout-http /usr/local/bin/auscout-http
 VOLUME /data
-EXPOSE 6379
+EXPOSE 6379 8080
+# auscout-run's settings (every AUSCOUT_* variable of auscout-http works too):
+# the page and the API on every interface, the index key the page uses.
+ENV AUSCOUT_DATA=/data AUSCOUT_LISTEN=0.0.0.0:8080 AUSCOUT_KEY=auscout
 USER auscout
 WORKDIR /data
 # Inside a container Redis listens on every interface; protect it with
-# `--requirepass` (or an ACL file) when the port is reachable by others.
-ENTRYPOINT ["redis-server", "/opt/auscout/etc/auscout/redis.conf", "--dir", "/data", "--bind", "0.0.0.0", "--protected-mode", "no"]
-# Extra arguments to `docker run` are appended: e.g. `--auscout.max-toggle-bits 6`.
+# `--requirepass` (or an ACL file) when the port is reachable by others, and
+# the service's writes with AUSCOUT_API_KEY.
+ENTRYPOINT ["/opt/auscout/bin/auscout-run", "--bind", "0.0.0.0", "--protected-mode", "no"]
+# Extra arguments to `docker run` go to redis-server: e.g. `--auscout.max-toggle-bits 6`.
 CMD []

@@ -1,5 +1,6 @@
 # auscout — the two commands:
 #   make run     build everything, then a redis-server with the module loaded (port 6379, data in ./data)
+#                and the HTTP service with its page (http://127.0.0.1:8080/); Ctrl-C stops both
 #   make test    every test: unit tests, integration tests against real redis-servers, end-to-end client tests
 # and:
 #   make build | make install [PREFIX=/usr/local] | make bench | make lint | make clean
@@ -7,8 +8,10 @@
 PREFIX ?= /usr/local
 CARGO ?= cargo
 PORT ?= 6379
+LISTEN ?= 127.0.0.1:8080
 MODULE := target/release/libauscout.so
 CLIENT := target/release/auscoutclient
+HTTP := target/release/auscout-http
 
 .PHONY: all build run test test-install bench bench-server lint install uninstall clean deps deps-test
 
@@ -24,34 +27,42 @@ build: deps
 	$(CARGO) build --release --workspace
 
 # Redis enters --dir before it loads modules, so the config it runs gets the
-# module's absolute path (the same rewrite `install` does).
+# module's absolute path (the same rewrite `install` does). scripts/auscout-run.sh
+# starts Redis, then the service, prints the page's URL and stops both on Ctrl-C.
 run: build
 	@mkdir -p data
 	sed 's|^loadmodule .*libauscout.so|loadmodule $(CURDIR)/$(MODULE)|' redis.conf > data/redis.conf
 	@echo "auscout: redis-server on port $(PORT) with $(MODULE); data in ./data; client: $(CLIENT)"
-	redis-server data/redis.conf --dir $(CURDIR)/data --port $(PORT)
+	@AUSCOUT_REDIS_CONF=data/redis.conf AUSCOUT_HTTP_BIN=$(HTTP) AUSCOUT_DATA=$(CURDIR)/data \
+		AUSCOUT_REDIS_PORT=$(PORT) AUSCOUT_LISTEN=$(LISTEN) bash scripts/auscout-run.sh
 
 test: deps-test
 	$(CARGO) build --release --workspace
 	$(CARGO) test --workspace --release
 
-# Installs the module, the client and a redis.conf that loads the installed module.
+# Installs the module, the client, the HTTP service, auscout-run (both together)
+# and a redis.conf that loads the installed module.
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/auscout $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/auscout
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/auscout/libauscout.so
 	install -m 0755 $(CLIENT) $(DESTDIR)$(PREFIX)/bin/auscoutclient
+	install -m 0755 $(HTTP) $(DESTDIR)$(PREFIX)/bin/auscout-http
+	install -m 0755 scripts/auscout-run.sh $(DESTDIR)$(PREFIX)/bin/auscout-run
 	sed 's|^loadmodule .*libauscout.so|loadmodule $(PREFIX)/lib/auscout/libauscout.so|' redis.conf \
 		> $(DESTDIR)$(PREFIX)/etc/auscout/redis.conf
-	@echo "installed: $(PREFIX)/lib/auscout/libauscout.so $(PREFIX)/bin/auscoutclient $(PREFIX)/etc/auscout/redis.conf"
+	@echo "installed: $(PREFIX)/lib/auscout/libauscout.so $(PREFIX)/bin/auscoutclient $(PREFIX)/bin/auscout-http $(PREFIX)/bin/auscout-run $(PREFIX)/etc/auscout/redis.conf"
 	@echo "start:     redis-server $(PREFIX)/etc/auscout/redis.conf --dir /path/to/data"
+	@echo "or both:   AUSCOUT_DATA=/path/to/data $(PREFIX)/bin/auscout-run   (Redis + the page on http://127.0.0.1:8080/)"
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/auscout/libauscout.so $(DESTDIR)$(PREFIX)/bin/auscoutclient \
+		$(DESTDIR)$(PREFIX)/bin/auscout-http $(DESTDIR)$(PREFIX)/bin/auscout-run \
 		$(DESTDIR)$(PREFIX)/etc/auscout/redis.conf
 	-rmdir $(DESTDIR)$(PREFIX)/lib/auscout $(DESTDIR)$(PREFIX)/etc/auscout
 
 # What the Docker image's build stage does, checked end to end without Docker:
-# install into a scratch prefix, start the installed server, add and look up a file.
+# install into a scratch prefix, start the installed server, add and look up a file;
+# then the installed auscout-run (the image's entrypoint): the page and the API.
 test-install:
 	bash scripts/test-install.sh
 

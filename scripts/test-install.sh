@@ -5,8 +5,10 @@
 set -euo pipefail
 root=$(mktemp -d /tmp/auscout-install.XXXXXX)
 port=${PORT:-16399}
+run_pid=''
 cleanup() {
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    [[ -n $run_pid ]] && kill -TERM "$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null
     rm -rf "$root"
 }
 trap cleanup EXIT
@@ -44,4 +46,43 @@ python3 -c "import sys; sys.exit(0 if abs(float('$offset') - 8.0) <= 0.5 else 1)
 ffmpeg -nostdin -v error -ss 3 -t 5 -i "$root/one.wav" -c:a libopus -b:a 48k "$root/clip.webm"
 row=$("$client" lookup -p "$port" -k songs --csv --quiet "$root/clip.webm" | tail -1)
 [[ $(echo "$row" | cut -d, -f2) == one.wav ]] || { echo "test-install: wrong match for clip.webm: $row"; exit 1; }
-echo "test-install: ok (installed module + client: add, lookup found two.flac at ${offset}s, a WebM/Opus clip found one.wav)"
+redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+
+# The image's entrypoint: the installed auscout-run starts Redis and the HTTP
+# service; the page and the API answer; SIGTERM (docker stop) stops both.
+run_port=$((port + 1)) http_port=$((port + 2))
+AUSCOUT_DATA="$root/run-data" AUSCOUT_REDIS_PORT=$run_port AUSCOUT_LISTEN=127.0.0.1:$http_port \
+    AUSCOUT_KEY=songs "$root/prefix/bin/auscout-run" --auscout.default-threshold 0.3 > "$root/run.log" 2>&1 &
+run_pid=$!
+for _ in $(seq 100); do grep -q "auscout: open http://127.0.0.1:$http_port/" "$root/run.log" && break; sleep 0.1; done
+grep -q "auscout: open" "$root/run.log" || { echo "test-install: auscout-run did not start:"; cat "$root/run.log"; exit 1; }
+python3 - "$http_port" "$root" <<'PY'
+import json, sys, urllib.request
+base, root = f"http://127.0.0.1:{sys.argv[1]}", sys.argv[2]
+def call(path, data=None, ctype=None, method=None):
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, r.read()
+status, page = call("/")
+assert status == 200 and b'id="listen"' in page, "the page is not served"
+status, health = call("/health")
+assert status == 200 and json.loads(health)["status"] == "ok", health
+for name in ("one.wav", "two.flac"):
+    with open(f"{root}/{name}", "rb") as f:
+        status, added = call(f"/v1/tracks?descr={name}", f.read(), "application/octet-stream")
+    assert status == 201, added
+with open(f"{root}/clip.webm", "rb") as f:
+    status, reply = call("/v1/lookup", f.read(), "audio/webm")
+best = json.loads(reply)["matches"][0]
+assert best["descr"] == "one.wav" and abs(best["offset_s"] - 3.0) < 0.5, reply
+print(f"test-install: auscout-run: page served, POST /v1/lookup found {best['descr']} at {best['offset_s']} s")
+PY
+kill -TERM "$run_pid"
+wait "$run_pid" || true
+run_pid=''
+if redis-cli -p "$run_port" ping >/dev/null 2>&1 || (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null; then
+    echo "test-install: auscout-run left Redis or the service running after SIGTERM"; exit 1
+fi
+echo "test-install: ok (installed module + client: add, lookup found two.flac at ${offset}s, a WebM/Opus clip found one.wav; auscout-run served the page and the API and stopped on SIGTERM)"
