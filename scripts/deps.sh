@@ -2,7 +2,8 @@
 # Checks (and, as root with apt-get, installs) what building and testing auscout needs.
 #   scripts/deps.sh build   cargo, a C compiler, libclang (bindgen in the redis-module build), redis-server,
 #                           libopus (the Opus decoder the fingerprint library registers with symphonia)
-#   scripts/deps.sh test    the above + ffmpeg, sox and lame (the tests encode real audio files)
+#   scripts/deps.sh test    the above + ffmpeg, sox and lame (the tests encode real audio files),
+#                           chromium and chromedriver (the HTTP service's page is tested in a headless browser)
 set -euo pipefail
 want=${1:-build}
 
@@ -22,6 +23,8 @@ if [[ $want == test ]]; then
     need ffmpeg ffmpeg
     need sox sox
     need lame lame
+    need chromium chromium
+    need chromedriver chromium-driver
 fi
 
 if ((${#missing_pkgs[@]})); then
