@@ -50,8 +50,11 @@ pub async fn lookup(
     request: Request,
 ) -> Result<Json<LookupReply>, ApiError> {
     let started = Instant::now();
-    let p = LookupParams::parse(&query)?;
+    // The body is read before the parameters are checked: a client that
+    // writes its whole upload before reading the answer would otherwise
+    // see the connection close under it instead of the 400.
     let upload = Upload::read(&state, request).await?;
+    let p = LookupParams::parse(&query)?;
     // The toggle-bit cap comes from the server; without one (Redis down)
     // the request fails here, before any CPU is spent on it.
     let key = p.key.clone();

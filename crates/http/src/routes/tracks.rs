@@ -106,9 +106,11 @@ pub async fn add(
     headers: HeaderMap,
     request: Request,
 ) -> Result<(StatusCode, Json<TrackOut>), ApiError> {
+    // Unauthorised uploads are refused before their body is read; other
+    // mistakes are answered after it (see the lookup handler).
     require_api_key(&state, &headers)?;
-    let key = params::key(&query)?;
     let upload = Upload::read(&state, request).await?;
+    let key = params::key(&query)?;
     let descr = query
         .get("descr")
         .or_else(|| upload.fields.get("descr"))
