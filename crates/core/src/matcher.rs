@@ -105,6 +105,9 @@ const VERIFIED_CANDIDATES: usize = 50;
 /// frames), and a 1,000-frame query's is unchanged.
 const VERIFY_SCALE_FRAMES: usize = 1_000;
 const MAX_VERIFIED: usize = 200;
+/// Candidates verified as one item when a lookup's verification is shared
+/// out among threads (about 20-50 µs of work each for 1,000 frames).
+const VERIFY_GROUP: usize = 8;
 
 /// Every track whose score is ≥ `params.threshold`, best first, at most
 /// `params.limit`, one per track (its best alignment).
@@ -206,8 +209,8 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
             score: chance::score(v.errors, v.frames),
         })
     };
-    // Splitting pays only when there is enough to verify (waking a pool
-    // thread costs tens of microseconds).
+    // Splitting pays only when there is enough to verify; the groups are
+    // shared out among the calling thread and idle pool threads.
     let parallel = threads > 1 && query.len() * candidates.len() >= 16 * 1024;
     // Each candidate reads about 4 bytes per query frame of its track, a
     // stretch anywhere in memory: the thread verifying a candidate first
@@ -223,9 +226,8 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
         out
     };
     let mut out: Vec<Verdict> = if parallel {
-        let per = candidates.len().div_ceil(threads);
-        let groups: Vec<&[vote::Candidate]> = candidates.chunks(per).collect();
-        crate::pool::map(&groups, |g| verify_all(g))
+        let groups: Vec<&[vote::Candidate]> = candidates.chunks(VERIFY_GROUP).collect();
+        crate::pool::map(threads, &groups, |g| verify_all(g))
             .into_iter()
             .flatten()
             .collect()

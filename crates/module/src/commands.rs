@@ -2,8 +2,6 @@
 //! first, then touch the key, then replicate and notify. Replies and
 //! replication are documented in `docs/commands.md`.
 
-use std::time::Instant;
-
 use auscout_core::index::MAX_ID;
 use auscout_core::{Index, LookupParams, TrackId};
 use redis_module::key::{RedisKey, RedisKeyWritable};
@@ -12,7 +10,7 @@ use redis_module::{Context, KeyType, NotifyEvent, RedisString, RedisValue};
 use crate::datatype::AUSCOUT_TYPE;
 use crate::error::CmdError;
 use crate::value::IndexValue;
-use crate::{args, config, stats};
+use crate::{args, config, offload};
 
 type CmdResult = Result<RedisValue, CmdError>;
 
@@ -170,7 +168,8 @@ pub fn del(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
 }
 
 /// `auscout.lookup key hasharray togglearray [threshold] [LIMIT n]`
-/// → `[[descr, id, position, score], …]`, best first.
+/// → `[[descr, id, position, score], …]`, best first; answered from a
+/// module thread when the client can be blocked (see `offload`).
 pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     let [_, key_name, hashes, toggles, rest @ ..] = argv.as_slice() else {
         return Err(CmdError::WrongArity);
@@ -208,24 +207,15 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
 
     let key = ctx.open_key(key_name);
     let value = read_index(&key)?.ok_or(CmdError::NoSuchKey)?;
-    let index = value.index();
-    let started = Instant::now();
-    let matches = index.lookup(&query, &toggles, &params)?;
-    stats::lookup_served(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
-
-    let reply = matches
-        .into_iter()
-        .map(|m| {
-            let descr = index.track(m.id).map_or(Vec::new(), |t| t.descr.to_vec());
-            RedisValue::Array(vec![
-                RedisValue::StringBuffer(descr),
-                RedisValue::Integer(m.id),
-                RedisValue::Integer(m.position),
-                RedisValue::Float(m.score),
-            ])
-        })
-        .collect();
-    Ok(RedisValue::Array(reply))
+    offload::lookup(
+        ctx,
+        offload::Request {
+            index: value.shared(),
+            query,
+            toggles,
+            params,
+        },
+    )
 }
 
 /// `auscout.count key` → tracks (0 for a missing key).
@@ -323,7 +313,10 @@ pub fn index(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     };
     let key = ctx.open_key(key_name);
     let value = read_index(&key)?.ok_or(CmdError::NoSuchKey)?;
-    let s = value.index().stats();
+    let index = value.index();
+    let s = index.stats();
+    let next_id = index.next_id();
+    drop(index);
     let int = |v: u64| RedisValue::Integer(i64::try_from(v).unwrap_or(i64::MAX));
     let field = |name: &str| RedisValue::SimpleString(name.to_owned());
     Ok(RedisValue::Array(vec![
@@ -340,7 +333,7 @@ pub fn index(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
         field("bytes"),
         int(s.bytes),
         field("next_id"),
-        RedisValue::Integer(value.index().next_id()),
+        RedisValue::Integer(next_id),
     ]))
 }
 

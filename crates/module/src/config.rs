@@ -24,10 +24,12 @@ pub const DEFAULT_THRESHOLD_STR: &str = defaults::THRESHOLD_STR;
 pub const DEFAULT_MAX_TOGGLE_BITS: i64 = defaults::MAX_TOGGLE_BITS as i64;
 /// Upper bound of the toggle cap itself (2^16 probes per frame is already slow).
 pub const MAX_TOGGLE_BITS_LIMIT: i64 = defaults::HARD_MAX_TOGGLE_BITS as i64;
-/// `auscout.threads`: threads one command may spread its work over — a
-/// lookup its probes and verifications, an add the placing of its postings.
-/// The main thread waits for them, so a command stays atomic; 1 keeps all
-/// work on the main thread.
+/// `auscout.threads`: with 2 or more, lookups run on that many module
+/// threads while the main thread serves other clients (see `offload`), and
+/// one command may spread its work over that many threads — a lookup its
+/// probes and verifications, an add (on the main thread, which it holds,
+/// so writes stay atomic) the placing of its postings. 1 keeps all work on
+/// the main thread.
 pub const DEFAULT_THREADS: i64 = 2;
 pub const THREADS_LIMIT: i64 = auscout_core::pool::MAX_THREADS as i64;
 
@@ -129,9 +131,12 @@ pub static THREADS: BoundedConfig = BoundedConfig {
     ..BoundedConfig::new("threads", DEFAULT_THREADS, 1, THREADS_LIMIT)
 };
 
-/// Inserts read the thread count from the engine (lookups get it per call).
+/// Inserts read the thread count from the engine (lookups get it per
+/// call), and so does the pool that answers lookups off the main thread.
 fn engine_threads(n: i64) {
-    auscout_core::pool::set_insert_threads(usize::try_from(n).unwrap_or(1));
+    let n = usize::try_from(n).unwrap_or(1);
+    auscout_core::pool::set_insert_threads(n);
+    auscout_core::pool::set_job_threads(n);
 }
 
 pub fn default_threshold() -> f64 {

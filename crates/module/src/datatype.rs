@@ -117,7 +117,7 @@ unsafe fn value_ref<'a>(value: *const c_void) -> Option<&'a IndexValue> {
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     guard::callback("rdb_save", (), || {
         if let Some(v) = unsafe { value_ref(value) } {
-            rdb::save(&mut IoWriter(rdb), v.index());
+            rdb::save(&mut IoWriter(rdb), &v.index());
         }
     })
 }
@@ -129,7 +129,7 @@ unsafe extern "C" fn aof_rewrite(
 ) {
     guard::callback("aof_rewrite", (), || {
         if let Some(v) = unsafe { value_ref(value) } {
-            unsafe { crate::aof::rewrite(aof, key, v.index()) };
+            unsafe { crate::aof::rewrite(aof, key, &v.index()) };
         }
     })
 }

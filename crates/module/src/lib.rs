@@ -2,7 +2,8 @@
 //! `AuScoutDS`, one key per fingerprint index. The engine is `auscout-core`;
 //! this crate is the thin Redis glue around it.
 //!
-//! - [`commands`]: one function per command; [`args`]: argument parsing.
+//! - [`commands`]: one function per command; [`args`]: argument parsing;
+//!   [`offload`]: lookups answered from module threads.
 //! - [`datatype`]: the type callbacks; [`rdb`]: the on-disk encodings;
 //!   [`aof`]: AOF rewrite.
 //! - [`config`]: module configs; [`info`] and [`stats`]: the INFO section.
@@ -18,6 +19,7 @@ mod dropper;
 mod error;
 mod guard;
 mod info;
+mod offload;
 mod rdb;
 mod stats;
 mod value;

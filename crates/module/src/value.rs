@@ -3,17 +3,42 @@
 //! so the counters cannot drift from the indexes they describe: a value is
 //! counted when it is made (new key, RDB load, copy) and uncounted when it is
 //! dropped (`free`, possibly on the lazy-free thread — atomics only).
+//!
+//! The index sits behind a read-write lock in an `Arc`: a lookup answered on
+//! a module thread holds a clone and the read lock for the whole lookup, so
+//! it sees one state of the index, and a key deleted, renamed, overwritten or
+//! flushed meanwhile stays alive until the lookup is done. Every write runs
+//! on the Redis main thread and takes the write lock, waiting for the
+//! lookups under way on that key (a lookup never waits for the main thread,
+//! so this cannot deadlock). Reads on the main thread never wait: only the
+//! main thread writes.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use auscout_core::{Index, IndexError, TrackId};
 
 use crate::stats;
+
+/// An index shared between its key and the lookups under way on it.
+pub type SharedIndex = Arc<RwLock<Index>>;
+
+/// The read lock of `shared`. A panic while the write lock was held (a bug:
+/// the command's guard turned it into an error reply) poisons the lock; the
+/// index is used as that command left it, as it would be without a lock.
+pub fn read(shared: &RwLock<Index>) -> RwLockReadGuard<'_, Index> {
+    shared.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(shared: &RwLock<Index>) -> RwLockWriteGuard<'_, Index> {
+    shared.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 pub struct IndexValue {
-    index: Index,
+    index: SharedIndex,
     /// Still counted in the INFO counters (see [`IndexValue::uncount`]).
     counted: bool,
 }
@@ -23,7 +48,7 @@ impl IndexValue {
     pub fn new(index: Index) -> Self {
         stats::index_added(index.track_count(), index.frame_count());
         Self {
-            index,
+            index: Arc::new(RwLock::new(index)),
             counted: true,
         }
     }
@@ -32,12 +57,19 @@ impl IndexValue {
     /// happens later on another thread, so INFO never shows freed indexes.
     pub fn uncount(&mut self) {
         if std::mem::replace(&mut self.counted, false) {
-            stats::index_removed(self.index.track_count(), self.index.frame_count());
+            let index = self.index();
+            stats::index_removed(index.track_count(), index.frame_count());
         }
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// The index, read-locked (never waits on the main thread).
+    pub fn index(&self) -> RwLockReadGuard<'_, Index> {
+        read(&self.index)
+    }
+
+    /// Another handle on the index, for a lookup on a module thread.
+    pub fn shared(&self) -> SharedIndex {
+        Arc::clone(&self.index)
     }
 
     pub fn insert(
@@ -46,36 +78,36 @@ impl IndexValue {
         descr: &[u8],
         hashes: &[u32],
     ) -> Result<TrackId, IndexError> {
-        let id = self.index.insert(id, descr, hashes)?;
+        let id = write(&self.index).insert(id, descr, hashes)?;
         stats::tracks_changed(1, signed(hashes.len() as u64));
         Ok(id)
     }
 
     pub fn append(&mut self, id: TrackId, hashes: &[u32]) -> Result<u64, IndexError> {
-        let frames = self.index.append(id, hashes)?;
+        let frames = write(&self.index).append(id, hashes)?;
         stats::tracks_changed(0, signed(hashes.len() as u64));
         Ok(frames)
     }
 
     pub fn remove(&mut self, id: TrackId) -> Result<u64, IndexError> {
-        let frames = self.index.remove(id)?;
+        let frames = write(&self.index).remove(id)?;
         stats::tracks_changed(-1, -signed(frames));
         Ok(frames)
     }
 
     pub fn set_descr(&mut self, id: TrackId, descr: &[u8]) -> Result<(), IndexError> {
-        self.index.set_descr(id, descr)
+        write(&self.index).set_descr(id, descr)
     }
 
     pub fn set_next_id(&mut self, next: TrackId) {
-        self.index.set_next_id(next);
+        write(&self.index).set_next_id(next);
     }
 }
 
 impl Clone for IndexValue {
     /// A deep copy (the `COPY` command), counted as a new index.
     fn clone(&self) -> Self {
-        Self::new(self.index.clone())
+        Self::new(self.index().clone())
     }
 }
 

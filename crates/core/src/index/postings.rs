@@ -519,7 +519,7 @@ impl Postings {
                     .min(batch.len() - 1);
                 let this = &*self;
                 let (first, second) = batch.split_at(half);
-                crate::pool::map(&[first, second], |group| {
+                crate::pool::map(2, &[first, second], |group| {
                     group
                         .iter()
                         .map(|&p| this.merged(p, &[], hashes_of))

@@ -123,8 +123,8 @@ fn key(slot: u32, bin: i64) -> u64 {
 }
 
 /// The `k` strongest candidates, strongest first. With `threads > 1` the
-/// query frames are split into that many stretches whose probes run on the
-/// engine pool at once.
+/// batches of query frames are shared out among the calling thread and up
+/// to `threads - 1` idle threads of the engine pool.
 pub(super) fn best_candidates<S: FrameSource + Sync + ?Sized>(
     src: &S,
     query: &[u32],
@@ -144,23 +144,16 @@ fn run<S: FrameSource + Sync + ?Sized>(
     bins: &mut BinMap,
 ) -> Vec<Candidate> {
     let probes: usize = toggles.iter().map(|t| 1usize << t.count_ones()).sum();
-    let parts = threads.min(probes / MIN_PROBES_PER_THREAD).max(1);
-    if parts > 1 {
-        // Each stretch of frames collects its hits on its own thread (with
-        // that thread's scratch); the votes are then counted here. Frames
-        // are disjoint between stretches, so the per-frame dedup stays exact.
-        let len = query.len().div_ceil(parts);
-        let ranges: Vec<std::ops::Range<usize>> = (0..parts)
-            .map(|p| (p * len).min(query.len())..((p + 1) * len).min(query.len()))
-            .collect();
-        let lists = crate::pool::map(&ranges, |range| {
+    if threads > 1 && probes >= 2 * MIN_PROBES_PER_THREAD {
+        // Each batch of frames collects its hits on whichever thread claims
+        // it (with that thread's scratch); the votes are then counted here.
+        // Frames are disjoint between batches, so the per-frame dedup stays
+        // exact, and counting is order-free.
+        let ranges: Vec<std::ops::Range<usize>> = batches(0..query.len()).collect();
+        let lists = crate::pool::map(threads, &ranges, |range| {
             with_scratch(|local| {
-                let mut all = Vec::new();
-                for batch in batches(range.clone()) {
-                    collect_hits(src, query, toggles, batch, local);
-                    all.extend_from_slice(&local.hits);
-                }
-                all
+                collect_hits(src, query, toggles, range.clone(), local);
+                local.hits.clone()
             })
         });
         for hits in &lists {
@@ -185,8 +178,8 @@ fn batches(frames: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Ran
         .map(move |first| first..(first + FRAMES_PER_BATCH).min(frames.end))
 }
 
-/// Below this many probes per thread, splitting a lookup costs more (waking
-/// a pool thread, tens of microseconds) than it saves.
+/// Below twice this many probes, a lookup is not shared out: publishing
+/// it and waiting for a helper's batch costs more than it saves.
 const MIN_PROBES_PER_THREAD: usize = 2048;
 
 /// Query frames probed together. The index sorts and prefetches one batch,

@@ -2,13 +2,16 @@
 //! memory per frame, `auscout.add` and `auscout.lookup` server time, and how
 //! long other clients wait while a big index is deleted.
 //!
-//!     cargo bench -p auscout --bench server                  # 2,000 tracks x 20,000 frames (40M)
-//!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout --bench server   # a quick 4M-frame run
-//!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout --bench server # more lookups of each kind (default 300)
-//!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout --bench server    # adds on one thread (default: auscout.threads 2)
+//!     cargo bench -p auscout-module --bench server                  # 2,000 tracks x 20,000 frames (40M)
+//!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout-module --bench server   # a quick 4M-frame run
+//!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout-module --bench server # more lookups per pattern and variant (default 300)
+//!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout-module --bench server    # adds on one thread (default: auscout.threads 2)
+//!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (the default)
 //!
-//! Server time comes from SLOWLOG (threshold 0 while measuring): the time Redis
-//! spent inside the command, without network or client overhead.
+//! Lookups run in three arrival patterns (see `arrivals.rs`), each variant
+//! in turn. Server time comes from SLOWLOG (threshold 0 while measuring):
+//! the time Redis spent inside the command, without network or client
+//! overhead; lookups also get the round trip the client sees.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,12 +24,12 @@ use redis::Connection;
 
 const TIMED_ADDS: usize = 100;
 
-use auscout_testkit::workload::{
-    matching_query, random_query, track, FRAMES, QUERY_FRAMES, TOGGLE_BITS,
-};
-use auscout_testkit::{env_or, module_path, Rng};
+mod arrivals;
 
-fn be(v: &[u32]) -> Vec<u8> {
+use auscout_testkit::workload::{track, FRAMES};
+use auscout_testkit::{env_or, module_path};
+
+pub(crate) fn be(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_be_bytes()).collect()
 }
 
@@ -95,7 +98,7 @@ fn used_memory(c: &mut Connection) -> i64 {
 }
 
 /// Server-side durations (µs) of the logged commands named `name`, then resets the log.
-fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
+pub(crate) fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
     let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(-1)
@@ -127,7 +130,7 @@ fn slowlog_durations(c: &mut Connection, name: &str) -> Vec<u64> {
     out
 }
 
-fn slowlog(c: &mut Connection, on: bool) {
+pub(crate) fn slowlog(c: &mut Connection, on: bool) {
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("slowlog-log-slower-than")
@@ -142,7 +145,7 @@ fn slowlog(c: &mut Connection, on: bool) {
         .expect("CONFIG SET");
 }
 
-fn pct(v: &mut [u64], p: f64) -> f64 {
+pub(crate) fn pct(v: &mut [u64], p: f64) -> f64 {
     v.sort_unstable();
     if v.is_empty() {
         return f64::NAN;
@@ -181,53 +184,6 @@ fn delete_while_pinging(
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     handle.join().expect("pinger").as_secs_f64() * 1000.0
-}
-
-/// Lookups with `auscout.threads` set to `threads`: matching (1,000
-/// consecutive frames of a stored track, 30% of frames with 2 of their 4
-/// toggle bits flipped) and non-matching (random frames); prints the
-/// SLOWLOG server times.
-fn lookups_with(c: &mut Connection, tracks: usize, lookups: usize, threads: u32) {
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("auscout.threads")
-        .arg(threads)
-        .query::<()>(c)
-        .expect("CONFIG SET");
-    let mut rng = Rng(0x5eed);
-    let mut found = 0usize;
-    slowlog(c, true);
-    for _ in 0..lookups {
-        let (t, start, q, toggles) = matching_query(&mut rng, tracks);
-        let reply: Vec<(Vec<u8>, i64, i64, String)> = redis::cmd("auscout.lookup")
-            .arg("bench")
-            .arg(be(&q))
-            .arg(be(&toggles))
-            .query(c)
-            .expect("lookup");
-        if reply
-            .first()
-            .is_some_and(|m| m.1 == t as i64 + 1 && m.2 == start as i64)
-        {
-            found += 1;
-        }
-    }
-    let mut matching = slowlog_durations(c, "auscout.lookup");
-    let mut false_hits = 0usize;
-    for _ in 0..lookups {
-        let (q, toggles) = random_query(&mut rng);
-        let reply: Vec<redis::Value> = redis::cmd("auscout.lookup")
-            .arg("bench")
-            .arg(be(&q))
-            .arg(be(&toggles))
-            .query(c)
-            .expect("lookup");
-        false_hits += usize::from(!reply.is_empty());
-    }
-    let mut nonmatching = slowlog_durations(c, "auscout.lookup");
-    slowlog(c, false);
-    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, threads {threads}, matching: median {:.3} ms, p99 {:.3} ms; right track+position {found}/{lookups}", pct(&mut matching, 0.5), pct(&mut matching, 0.99));
-    println!("auscout.lookup {QUERY_FRAMES} frames x {TOGGLE_BITS} toggle bits, threads {threads}, non-matching: median {:.3} ms, p99 {:.3} ms; false matches {false_hits}/{lookups}", pct(&mut nonmatching, 0.5), pct(&mut nonmatching, 0.99));
 }
 
 fn main() {
@@ -282,14 +238,22 @@ fn main() {
         .expect("MEMORY USAGE");
     let growth = (after - before) as f64;
 
-    // Lookup results are printed as they are measured (one thread, then the default two).
+    // Lookup results are printed as they are measured.
     println!(
         "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
         frames / 1e6
     );
-    for threads in [1, 2] {
-        lookups_with(&mut c, tracks, lookups, threads);
-    }
+    let variants = arrivals::variants(
+        &std::env::var("AUSCOUT_BENCH_VARIANTS").unwrap_or("threads=1;threads=2".into()),
+    );
+    arrivals::run(&mut c, tracks, lookups, &variants);
+    // Back to the server's defaults.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("auscout.threads")
+        .arg(std::env::var("AUSCOUT_BENCH_THREADS").unwrap_or("2".into()))
+        .query::<()>(&mut c)
+        .expect("CONFIG SET");
 
     // auscout.index walks every posting (O(n)): how long it holds the server.
     slowlog(&mut c, true);

@@ -1,0 +1,198 @@
+//! Lookups answered from module threads, so the main thread keeps serving
+//! other clients (a `PING`, an `auscout.add`) while lookups run.
+//!
+//! With `auscout.threads` ≥ 2, `auscout.lookup` parses and checks its
+//! arguments on the main thread, blocks the client
+//! (`RedisModule_BlockClient`), and hands the lookup to the engine's pool:
+//! a module thread takes the index's read lock, looks up, copies the
+//! answer out, and unblocks the client; the main thread then writes the
+//! reply. The answer is exactly what the lookup gives inline: the same
+//! engine runs on one state of the index, held by the read lock for the
+//! whole lookup (writes wait for it on the main thread). The lookup holds its
+//! own handle on the index, so a key deleted, renamed, overwritten or flushed
+//! meanwhile is freed only after it.
+//!
+//! A client that cannot be blocked — inside `MULTI`/`EXEC` or a Lua script,
+//! the replication stream, a module's `RM_Call`, while loading — gets its
+//! lookup inline, as does every lookup with `auscout.threads 1`.
+
+use std::os::raw::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use auscout_core::{Index, LookupParams};
+use redis_module::{raw, Context, ContextFlags, RedisValue};
+
+use crate::error::CmdError;
+use crate::guard::panic_message;
+use crate::value::{self, SharedIndex};
+use crate::{config, dropper, stats};
+
+/// One match, copied out of the index so the reply needs no lock.
+struct Found {
+    descr: Vec<u8>,
+    id: i64,
+    position: i64,
+    score: f64,
+}
+
+type Answer = Result<Vec<Found>, CmdError>;
+
+/// A lookup to answer: the index and the parsed arguments.
+pub struct Request {
+    pub index: SharedIndex,
+    pub query: Vec<u32>,
+    pub toggles: Vec<u32>,
+    pub params: LookupParams,
+}
+
+/// Looks up and copies the answer out (counted in `INFO auscout`).
+fn answer(index: &Index, r: &Request) -> Answer {
+    let started = Instant::now();
+    let matches = index.lookup(&r.query, &r.toggles, &r.params)?;
+    stats::lookup_served(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    Ok(matches
+        .into_iter()
+        .map(|m| Found {
+            descr: index.track(m.id).map_or(Vec::new(), |t| t.descr.to_vec()),
+            id: m.id,
+            position: m.position,
+            score: m.score,
+        })
+        .collect())
+}
+
+/// `[[descr, id, position, score], …]`
+fn reply(answer: Answer) -> Result<RedisValue, CmdError> {
+    Ok(RedisValue::Array(
+        answer?
+            .into_iter()
+            .map(|m| {
+                RedisValue::Array(vec![
+                    RedisValue::StringBuffer(m.descr),
+                    RedisValue::Integer(m.id),
+                    RedisValue::Integer(m.position),
+                    RedisValue::Float(m.score),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+/// Whether this call must answer before it returns.
+fn must_run_inline(ctx: &Context) -> bool {
+    let cannot_block = ContextFlags::MULTI
+        | ContextFlags::LUA
+        | ContextFlags::REPLICATED
+        | ContextFlags::LOADING
+        | ContextFlags::DENY_BLOCKING;
+    config::threads() < 2 || ctx.get_flags().intersects(cannot_block)
+}
+
+/// `auscout.lookup` after its arguments were checked: answers inline, or
+/// blocks the client and answers from a module thread (the reply is then
+/// written by [`reply_blocked`]).
+pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
+    if must_run_inline(ctx) {
+        let index = value::read(&request.index);
+        return reply(answer(&index, &request));
+    }
+    let (Some(block), Some(unblock)) = (
+        // SAFETY: reading function pointers Redis filled in at module load.
+        unsafe { raw::RedisModule_BlockClient },
+        unsafe { raw::RedisModule_UnblockClient },
+    ) else {
+        let index = value::read(&request.index);
+        return reply(answer(&index, &request));
+    };
+    // SAFETY: a command context of the main thread, callbacks with the
+    // signatures Redis expects; no timeout.
+    let bc = unsafe { block(ctx.ctx, Some(reply_blocked), None, Some(free_answer), 0) };
+    if bc.is_null() {
+        let index = value::read(&request.index);
+        return reply(answer(&index, &request));
+    }
+    let blocked = Blocked(bc);
+    let job = Box::new(move || {
+        let blocked = blocked;
+        measure(&blocked, true);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let index = value::read(&request.index);
+            answer(&index, &request)
+        }))
+        .unwrap_or_else(|p| Err(CmdError::Internal(panic_message(p.as_ref()))));
+        measure(&blocked, false);
+        dropper::release(request.index);
+        let privdata = Box::into_raw(Box::new(Some(result))).cast::<c_void>();
+        // SAFETY: `bc` came from RedisModule_BlockClient and is unblocked
+        // exactly once, here; Redis then owns `privdata` and hands it to
+        // `reply_blocked` and `free_answer` on the main thread.
+        unsafe { unblock(blocked.0, privdata) };
+    });
+    if let Err(job) = auscout_core::pool::spawn(job) {
+        // No pool thread could be started: answer here (the client is
+        // blocked already; the reply goes out when this command returns).
+        job();
+    }
+    Ok(RedisValue::NoReply)
+}
+
+/// A blocked client's handle, moved to the module thread that unblocks it.
+struct Blocked(*mut raw::RedisModuleBlockedClient);
+
+// SAFETY: Redis allows a blocked client's handle to be used from any thread
+// for RM_UnblockClient and the time measurement calls, the only uses here.
+unsafe impl Send for Blocked {}
+
+/// Counts the module thread's time in the command's `SLOWLOG` and
+/// `INFO commandstats` figures.
+fn measure(b: &Blocked, start: bool) {
+    // SAFETY: reading function pointers Redis filled in at module load; the
+    // handle is live until it is unblocked.
+    unsafe {
+        let f = if start {
+            raw::RedisModule_BlockedClientMeasureTimeStart
+        } else {
+            raw::RedisModule_BlockedClientMeasureTimeEnd
+        };
+        if let Some(f) = f {
+            f(b.0);
+        }
+    }
+}
+
+type Slot = Option<Answer>;
+
+/// Writes the reply of a lookup answered on a module thread (main thread).
+unsafe extern "C" fn reply_blocked(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    crate::guard::callback("lookup reply", raw::REDISMODULE_OK as c_int, || {
+        let ctx = Context::new(ctx);
+        // SAFETY: reading a function pointer Redis filled in at module load.
+        let privdata = unsafe { raw::RedisModule_GetBlockedClientPrivateData }
+            // SAFETY: `ctx` is the reply context Redis passes.
+            .map_or(std::ptr::null_mut(), |get| unsafe { get(ctx.ctx) });
+        // SAFETY: the privdata of our blocked clients is a `Box<Slot>`
+        // (made in `lookup`), freed only by `free_answer` after this call.
+        let slot = unsafe { privdata.cast::<Slot>().as_mut() };
+        let answer = slot
+            .and_then(Option::take)
+            .unwrap_or_else(|| Err(CmdError::Internal("lookup answer missing".into())));
+        ctx.reply(reply(answer).map_err(CmdError::into_redis));
+        raw::REDISMODULE_OK as c_int
+    })
+}
+
+/// Frees a blocked lookup's answer (after the reply, or unreplied when the
+/// client went away).
+unsafe extern "C" fn free_answer(_ctx: *mut raw::RedisModuleCtx, privdata: *mut c_void) {
+    crate::guard::callback("lookup free", (), || {
+        if !privdata.is_null() {
+            // SAFETY: made by `Box::into_raw` in `lookup`; Redis frees it once.
+            drop(unsafe { Box::from_raw(privdata.cast::<Slot>()) });
+        }
+    })
+}
