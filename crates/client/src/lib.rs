@@ -1,13 +1,16 @@
 //! auscout-client: the Redis side of auscout as a library. A [`Store`] is one
 //! logical index on one server or spread over the shards of a Redis Cluster
 //! ([`shard`]); it adds, deletes and looks up tracks with the module's
-//! commands and parses their replies ([`reply`]). Fingerprints come from
+//! commands and parses their replies ([`reply`]); lookups may go to replicas
+//! ([`replicas`]). Fingerprints come from
 //! `auscout-fingerprint`.
 
 pub mod error;
+pub mod replicas;
 pub mod reply;
 pub mod shard;
 pub mod store;
 
 pub use error::ClientError;
+pub use replicas::{ReadFrom, ReplicaPolicy};
 pub use store::{Access, Endpoint, LookupOptions, Store, TrackCursor, TrackInfo, TrackMatch};

@@ -19,6 +19,7 @@ use redis::{
 };
 
 use crate::error::ClientError;
+use crate::replicas::{Pick, ReadFrom, ReplicaPolicy, Replicas};
 use crate::reply::{self, ListEntry, ListPage};
 use crate::shard::{self, Layout};
 
@@ -36,6 +37,10 @@ pub struct Endpoint {
     info: ConnectionInfo,
     cluster: bool,
     shown: String,
+    read_from: ReadFrom,
+    /// Replicas of a single primary, as given (none: ask the primary).
+    replicas: Vec<ConnectionInfo>,
+    policy: ReplicaPolicy,
 }
 
 impl Endpoint {
@@ -66,7 +71,53 @@ impl Endpoint {
             info,
             cluster,
             shown,
+            read_from: ReadFrom::Primary,
+            replicas: Vec::new(),
+            policy: ReplicaPolicy::default(),
         })
+    }
+
+    /// Where lookups go (see [`crate::replicas`]).
+    pub fn read_from(mut self, read_from: ReadFrom) -> Self {
+        self.read_from = read_from;
+        self
+    }
+
+    /// The replicas of a single primary, as `host:port` (they share its
+    /// credentials); lookups then go to them. A cluster finds its replicas
+    /// itself.
+    pub fn with_replicas(mut self, addrs: &[String]) -> Result<Self, ClientError> {
+        if self.cluster && !addrs.is_empty() {
+            return Err(ClientError::Connect {
+                target: self.shown.clone(),
+                source: RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "replica addresses are for a single primary; a cluster's are found with read-from replicas",
+                )),
+            });
+        }
+        for addr in addrs {
+            let bad = || ClientError::Connect {
+                target: addr.clone(),
+                source: RedisError::from((ErrorKind::InvalidClientConfig, "expected HOST:PORT")),
+            };
+            let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            self.replicas.push(ConnectionInfo {
+                addr: ConnectionAddr::Tcp(host.trim_matches(['[', ']']).to_owned(), port),
+                redis: self.info.redis.clone(),
+            });
+        }
+        if !addrs.is_empty() {
+            self.read_from = ReadFrom::Replicas;
+        }
+        Ok(self)
+    }
+
+    /// When a replica may answer (default: [`ReplicaPolicy::default`]).
+    pub fn replica_policy(mut self, policy: ReplicaPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The server as shown in messages (password removed).
@@ -230,6 +281,8 @@ pub struct Store {
     pool: Mutex<Vec<Conn>>,
     /// How long transient failures are retried ([`Store::with_retry_for`]).
     retry_for: Duration,
+    /// Replicas lookups go to (`ReadFrom::Replicas`).
+    replicas: Option<Replicas>,
 }
 
 impl Store {
@@ -270,11 +323,32 @@ impl Store {
         } else {
             existing
         };
-        let cluster_nodes = if endpoint.is_cluster() {
-            let slots = conn.run(redis::cmd("CLUSTER").arg("SLOTS"))?;
-            node_addresses(&slots)
+        let slots = if endpoint.is_cluster() {
+            Some(conn.run(redis::cmd("CLUSTER").arg("SLOTS"))?)
         } else {
-            Vec::new()
+            None
+        };
+        let cluster_nodes = slots.as_ref().map(node_addresses).unwrap_or_default();
+        let replicas = match (endpoint.read_from, &slots) {
+            (ReadFrom::Primary, _) => None,
+            (ReadFrom::Replicas, Some(slots)) => {
+                Some(Replicas::cluster(slots, &endpoint.info, endpoint.policy))
+            }
+            (ReadFrom::Replicas, None) => {
+                let listed = if endpoint.replicas.is_empty() {
+                    let info = conn.run(redis::cmd("INFO").arg("replication"))?;
+                    let info = reply::text(info)
+                        .map_err(|detail| bad_reply("INFO replication", detail))?;
+                    Replicas::listed_by(&info, &endpoint.info)
+                } else {
+                    endpoint.replicas.clone()
+                };
+                Some(Replicas::single(
+                    endpoint.info.clone(),
+                    listed,
+                    endpoint.policy,
+                ))
+            }
         };
         Ok(Store {
             endpoint,
@@ -283,6 +357,7 @@ impl Store {
             cluster_nodes,
             pool: Mutex::new(vec![conn]),
             retry_for: RETRY_FOR,
+            replicas,
         })
     }
 
@@ -292,6 +367,11 @@ impl Store {
     pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
         self
+    }
+
+    /// Replicas lookups may go to (0 unless reading from replicas).
+    pub fn replica_count(&self) -> usize {
+        self.replicas.as_ref().map_or(0, Replicas::count)
     }
 
     pub fn layout(&self) -> &Layout {
@@ -328,8 +408,10 @@ impl Store {
         reply::integer(&frames).map_err(|detail| bad_reply("auscout.del", detail))
     }
 
-    /// `auscout.lookup` on every shard at once, merged best score first.
-    /// Returns the matches and the time the server round trip took.
+    /// `auscout.lookup` on every shard at once, merged best score first:
+    /// each shard on a usable replica when reading from replicas, else (and
+    /// whenever that replica fails) on the primary. Returns the matches and
+    /// the time the server round trips took.
     pub fn lookup(
         &self,
         hashes: &[u32],
@@ -338,14 +420,16 @@ impl Store {
     ) -> Result<(Vec<TrackMatch>, Duration), ClientError> {
         let hashes = encode_u32_be(hashes);
         let toggles = encode_u32_be(toggles);
-        let cmds: Vec<Cmd> = self
+        let keys: Vec<String> = self
             .lookup_shards
             .iter()
-            .map(|&shard| {
+            .map(|&shard| self.layout.shard_key(shard))
+            .collect();
+        let cmds: Vec<Cmd> = keys
+            .iter()
+            .map(|key| {
                 let mut cmd = redis::cmd("AUSCOUT.LOOKUP");
-                cmd.arg(self.layout.shard_key(shard))
-                    .arg(&hashes)
-                    .arg(&toggles);
+                cmd.arg(key).arg(&hashes).arg(&toggles);
                 if let Some(t) = options.threshold {
                     cmd.arg(t);
                 }
@@ -355,14 +439,26 @@ impl Store {
                 cmd
             })
             .collect();
-        let (replies, elapsed) = self.with_retries(|c| {
-            let start = Instant::now();
-            let replies = match cmds.as_slice() {
+        let start = Instant::now();
+        let mut replies: Vec<Option<Value>> = match &self.replicas {
+            Some(replicas) => ask_replicas(replicas, &keys, &cmds),
+            None => vec![None; cmds.len()],
+        };
+        let missing: Vec<usize> = (0..replies.len())
+            .filter(|&i| replies[i].is_none())
+            .collect();
+        if !missing.is_empty() {
+            let todo: Vec<Cmd> = missing.iter().map(|&i| cmds[i].clone()).collect();
+            let got = self.with_retries(|c| match todo.as_slice() {
                 [one] => c.run(one).map(|v| vec![v]),
                 many => c.run_all(many),
-            };
-            replies.map(|r| (r, start.elapsed()))
-        })?;
+            })?;
+            for (i, v) in missing.into_iter().zip(got) {
+                replies[i] = Some(v);
+            }
+        }
+        let elapsed = start.elapsed();
+        let replies = replies.into_iter().map(|v| v.unwrap_or(Value::Nil));
         let mut found = Vec::new();
         for (&shard, value) in self.lookup_shards.iter().zip(replies) {
             for m in reply::matches(value).map_err(|detail| bad_reply("auscout.lookup", detail))? {
@@ -595,6 +691,35 @@ impl Store {
             pool.push(conn);
         }
     }
+}
+
+/// Sends each shard's lookup to a usable replica of its key, if any: the
+/// replies, `None` for the shards the primary must answer.
+fn ask_replicas(replicas: &Replicas, keys: &[String], cmds: &[Cmd]) -> Vec<Option<Value>> {
+    let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
+    let mut batches: Vec<(Pick, Vec<Cmd>)> = Vec::new();
+    let mut shards_of: Vec<Vec<usize>> = Vec::new();
+    for (i, (key, cmd)) in keys.iter().zip(cmds).enumerate() {
+        let Some(pick) = replicas.pick(key) else {
+            continue;
+        };
+        match batches.iter().position(|(p, _)| *p == pick) {
+            Some(b) => {
+                batches[b].1.push(cmd.clone());
+                shards_of[b].push(i);
+            }
+            None => {
+                batches.push((pick, vec![cmd.clone()]));
+                shards_of.push(vec![i]);
+            }
+        }
+    }
+    for (answer, shards) in replicas.run(&batches).into_iter().zip(shards_of) {
+        for (i, v) in shards.into_iter().zip(answer.into_iter().flatten()) {
+            replies[i] = Some(v);
+        }
+    }
+    replies
 }
 
 /// The shards whose key exists.
