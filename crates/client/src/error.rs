@@ -69,3 +69,8 @@ fn one_line(err: &redis::RedisError) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A reply of `command` this client does not understand.
+pub(crate) fn bad_reply(command: &'static str, detail: String) -> ClientError {
+    ClientError::Reply { command, detail }
+}

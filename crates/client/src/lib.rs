@@ -5,11 +5,13 @@
 //! ([`replicas`]). Fingerprints come from
 //! `auscout-fingerprint`.
 
+pub mod endpoint;
 pub mod error;
 pub mod replicas;
 pub mod reply;
 pub mod shard;
 pub mod store;
+mod topology;
 
 pub use error::ClientError;
 pub use replicas::{ReadFrom, ReplicaPolicy};
