@@ -25,7 +25,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -47,6 +47,29 @@ pub fn cores() -> usize {
 }
 
 static INSERT_THREADS: AtomicUsize = AtomicUsize::new(1);
+static NICENESS: AtomicI32 = AtomicI32::new(0);
+
+/// Pool threads started from now on run at the process's niceness plus
+/// `delta` (Linux: per-thread `setpriority`; raising it needs privileges,
+/// lowering does not). Call it before the pool's first use.
+pub fn set_thread_niceness(delta: i32) {
+    NICENESS.store(delta, Ordering::Relaxed);
+}
+
+/// Applies [`set_thread_niceness`] to the calling (new pool) thread.
+fn lower_priority() {
+    let delta = NICENESS.load(Ordering::Relaxed);
+    if delta == 0 {
+        return;
+    }
+    // SAFETY: plain system calls about the calling thread; a failure leaves
+    // its priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, now.saturating_add(delta));
+    }
+}
 static JOB_THREADS: AtomicUsize = AtomicUsize::new(2);
 
 /// Threads an insert may use to place its postings (1, the default, keeps
@@ -105,10 +128,14 @@ impl Pool {
 
     /// Tells an idle thread that work arrived: a spinning one sees the
     /// epoch; otherwise one sleeping thread is woken. Called with the lock held.
-    fn announce(&self, st: &State) {
+    fn announce(&self, st: &State, all: bool) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if st.sleeping > 0 && self.spinning.load(Ordering::SeqCst) == 0 {
-            self.wake.notify_one();
+            if all {
+                self.wake.notify_all();
+            } else {
+                self.wake.notify_one();
+            }
         }
     }
 
@@ -147,6 +174,7 @@ impl Pool {
 
     /// A pool thread's loop: run jobs and help sections; spin, then sleep.
     fn work(&'static self) {
+        lower_priority();
         let mut last_work = Instant::now();
         loop {
             let found = self.take(&mut self.lock());
@@ -228,7 +256,10 @@ pub fn spawn(job: Job) -> Result<(), Job> {
         return Err(job);
     }
     st.jobs.push_back(job);
-    p.announce(&st);
+    // Every idle thread wakes: one takes the job, the others spin and are
+    // ready to help with the sections it splits off, so a helper's start
+    // overlaps the job's own instead of following it.
+    p.announce(&st, true);
     Ok(())
 }
 
@@ -332,7 +363,7 @@ fn run_section(threads: usize, len: usize, run: &(dyn Fn(usize) + Sync)) {
         p.ensure_threads(&mut st, helpers);
         st.sections
             .push(SectionPtr((&section as *const Section<'_>).cast()));
-        p.announce(&st);
+        p.announce(&st, false);
     }
     let published = Published {
         pool: p,

@@ -44,6 +44,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     // Short reads while loading an RDB or a RESTORE payload become errors we
     // return, instead of aborting the server.
     ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
+    auscout_core::pool::set_thread_niceness(offload::THREAD_NICENESS);
     config::apply_to_engine();
     Status::Ok
 }

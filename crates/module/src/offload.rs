@@ -18,15 +18,23 @@
 
 use std::os::raw::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use auscout_core::{Index, LookupParams};
+use auscout_core::matcher::{self, FrameSource};
+use auscout_core::{Index, LookupParams, TrackId};
 use redis_module::{raw, Context, ContextFlags, RedisValue};
 
 use crate::error::CmdError;
 use crate::guard::panic_message;
 use crate::value::{self, SharedIndex};
 use crate::{config, dropper, stats};
+
+/// Niceness of the module's threads above the server's: the main thread
+/// serves every other client (a `PING`, an `auscout.add`) and must not wait
+/// for a core behind lookups. With 16 clients looking up flat out on 2
+/// cores, `PING` p99 went from 8 ms at equal priority to 1.0–1.4 ms at +10.
+pub const THREAD_NICENESS: i32 = 10;
 
 /// One match, copied out of the index so the reply needs no lock.
 struct Found {
@@ -48,8 +56,13 @@ pub struct Request {
 
 /// Looks up and copies the answer out (counted in `INFO auscout`).
 fn answer(index: &Index, r: &Request) -> Answer {
+    answer_from(index, index, r)
+}
+
+/// [`answer`] with the postings reached through `src`.
+fn answer_from(src: &(dyn FrameSource + Sync), index: &Index, r: &Request) -> Answer {
     let started = Instant::now();
-    let matches = index.lookup(&r.query, &r.toggles, &r.params)?;
+    let matches = matcher::lookup(src, &r.query, &r.toggles, &r.params)?;
     stats::lookup_served(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
     Ok(matches
         .into_iter()
@@ -116,11 +129,8 @@ pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
     let job = Box::new(move || {
         let blocked = blocked;
         measure(&blocked, true);
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let index = value::read(&request.index);
-            answer(&index, &request)
-        }))
-        .unwrap_or_else(|p| Err(CmdError::Internal(panic_message(p.as_ref()))));
+        let result = catch_unwind(AssertUnwindSafe(|| answer_giving_way(&request)))
+            .unwrap_or_else(|p| Err(CmdError::Internal(panic_message(p.as_ref()))));
         measure(&blocked, false);
         dropper::release(request.index);
         let privdata = Box::into_raw(Box::new(Some(result))).cast::<c_void>();
@@ -135,6 +145,57 @@ pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
         job();
     }
     Ok(RedisValue::NoReply)
+}
+
+/// Times a lookup gives way to writes before it runs to its end regardless
+/// (a stream of writes must not starve it).
+const GIVE_WAY_AT_MOST: u32 = 3;
+
+/// Answers on a module thread, giving way to writes: when a write waits for
+/// the index, the lookup stops probing (what is left of it costs little),
+/// lets go of the read lock, and starts again once the write is done, so the
+/// write waits for a batch of probes instead of whole lookups. The answer is
+/// that of one state of the index either way.
+fn answer_giving_way(r: &Request) -> Answer {
+    for _ in 0..GIVE_WAY_AT_MOST {
+        let index = value::read(&r.index);
+        let src = GivingWay {
+            index: &index,
+            lock: &r.index,
+            gave_way: AtomicBool::new(false),
+        };
+        let answer = answer_from(&src, &index, r);
+        if !src.gave_way.load(Ordering::Relaxed) {
+            return answer;
+        }
+    }
+    answer(&value::read(&r.index), r)
+}
+
+/// The index as a lookup's frame source that finds nothing once a write
+/// waits (and remembers that it did).
+struct GivingWay<'a> {
+    index: &'a Index,
+    lock: &'a value::Locked,
+    gave_way: AtomicBool,
+}
+
+impl FrameSource for GivingWay<'_> {
+    fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
+        if self.gave_way.load(Ordering::Relaxed) || self.lock.writer_waiting() {
+            self.gave_way.store(true, Ordering::Relaxed);
+            return;
+        }
+        self.index.probe(probes, hit);
+    }
+
+    fn hashes(&self, slot: u32) -> &[u32] {
+        self.index.slot_hashes(slot)
+    }
+
+    fn id(&self, slot: u32) -> TrackId {
+        self.index.slot_id(slot)
+    }
 }
 
 /// A blocked client's handle, moved to the module thread that unblocks it.

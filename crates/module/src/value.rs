@@ -10,27 +10,47 @@
 //! flushed meanwhile stays alive until the lookup is done. Every write runs
 //! on the Redis main thread and takes the write lock, waiting for the
 //! lookups under way on that key (a lookup never waits for the main thread,
-//! so this cannot deadlock). Reads on the main thread never wait: only the
+//! so this cannot deadlock). While it waits, a flag tells those lookups to
+//! give way (see `offload`): a write waits for about one batch of probes,
+//! not for whole lookups. Reads on the main thread never wait: only the
 //! main thread writes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use auscout_core::{Index, IndexError, TrackId};
 
 use crate::stats;
 
-/// An index shared between its key and the lookups under way on it.
-pub type SharedIndex = Arc<RwLock<Index>>;
-
-/// The read lock of `shared`. A panic while the write lock was held (a bug:
-/// the command's guard turned it into an error reply) poisons the lock; the
-/// index is used as that command left it, as it would be without a lock.
-pub fn read(shared: &RwLock<Index>) -> RwLockReadGuard<'_, Index> {
-    shared.read().unwrap_or_else(|e| e.into_inner())
+/// An index and its lock, with the flag of a write waiting for it.
+pub struct Locked {
+    lock: RwLock<Index>,
+    writer_waiting: AtomicBool,
 }
 
-fn write(shared: &RwLock<Index>) -> RwLockWriteGuard<'_, Index> {
-    shared.write().unwrap_or_else(|e| e.into_inner())
+impl Locked {
+    /// Whether a write waits for the lookups holding the index.
+    pub fn writer_waiting(&self) -> bool {
+        self.writer_waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// An index shared between its key and the lookups under way on it.
+pub type SharedIndex = Arc<Locked>;
+
+/// The read lock of `shared` (waits while a write holds it or waits for it).
+/// A panic while the write lock was held (a bug: the command's guard turned
+/// it into an error reply) poisons the lock; the index is used as that
+/// command left it, as it would be without a lock.
+pub fn read(shared: &Locked) -> RwLockReadGuard<'_, Index> {
+    shared.lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(shared: &Locked) -> RwLockWriteGuard<'_, Index> {
+    shared.writer_waiting.store(true, Ordering::Relaxed);
+    let guard = shared.lock.write().unwrap_or_else(|e| e.into_inner());
+    shared.writer_waiting.store(false, Ordering::Relaxed);
+    guard
 }
 
 fn signed(v: u64) -> i64 {
@@ -48,7 +68,10 @@ impl IndexValue {
     pub fn new(index: Index) -> Self {
         stats::index_added(index.track_count(), index.frame_count());
         Self {
-            index: Arc::new(RwLock::new(index)),
+            index: Arc::new(Locked {
+                lock: RwLock::new(index),
+                writer_waiting: AtomicBool::new(false),
+            }),
             counted: true,
         }
     }

@@ -145,7 +145,7 @@ fn lookup(c: &mut Connection, q: &Query, f: &mut Figures) {
     }
 }
 
-fn set_configs(c: &mut Connection, v: &Variant) {
+pub fn set_configs(c: &mut Connection, v: &Variant) {
     for (k, val) in &v.configs {
         redis::cmd("CONFIG")
             .arg("SET")

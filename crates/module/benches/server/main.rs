@@ -7,6 +7,8 @@
 //!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout-module --bench server # more lookups per pattern and variant (default 300)
 //!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout-module --bench server    # adds on one thread (default: auscout.threads 2)
 //!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (the default)
+//!     AUSCOUT_BENCH_CONCURRENCY_SECS=0 ...                             # skip the concurrency part (default 10 s per phase)
+//!     AUSCOUT_BENCH_CONCURRENCY_VARIANTS='threads=1;threads=2' ...     # its variants (default threads=2)
 //!
 //! Lookups run in three arrival patterns (see `arrivals.rs`), each variant
 //! in turn. Server time comes from SLOWLOG (threshold 0 while measuring):
@@ -25,6 +27,7 @@ use redis::Connection;
 const TIMED_ADDS: usize = 100;
 
 mod arrivals;
+mod concurrency;
 
 use auscout_testkit::workload::{track, FRAMES};
 use auscout_testkit::{env_or, module_path};
@@ -247,6 +250,16 @@ fn main() {
         &std::env::var("AUSCOUT_BENCH_VARIANTS").unwrap_or("threads=1;threads=2".into()),
     );
     arrivals::run(&mut c, tracks, lookups, &variants);
+    let secs: u64 = env_or("AUSCOUT_BENCH_CONCURRENCY_SECS", 10);
+    if secs > 0 {
+        let spec =
+            std::env::var("AUSCOUT_BENCH_CONCURRENCY_VARIANTS").unwrap_or("threads=2".into());
+        for v in arrivals::variants(&spec) {
+            arrivals::set_configs(&mut c, &v);
+            println!("variant {}:", v.name);
+            concurrency::run(&client, tracks, secs);
+        }
+    }
     // Back to the server's defaults.
     redis::cmd("CONFIG")
         .arg("SET")
