@@ -55,6 +55,28 @@ pub struct ListEntry {
     pub frames: u64,
 }
 
+/// `auscout.hashes`: `[frames, hasharray]`, the track's length in frames and
+/// the requested hashes (an empty string past the track's end).
+pub fn track_hashes(value: Value) -> Result<(u64, Vec<u32>), String> {
+    let fields = match value {
+        Value::Array(fields) => fields,
+        other => return Err(format!("expected [frames, hashes], got {}", kind(&other))),
+    };
+    let [frames, hashes] = <[Value; 2]>::try_from(fields)
+        .map_err(|f| format!("expected [frames, hashes], got {} fields", f.len()))?;
+    let frames = integer(&frames)?;
+    let frames = u64::try_from(frames).map_err(|_| format!("negative frame count {frames}"))?;
+    let bytes = match hashes {
+        Value::BulkString(bytes) => bytes,
+        other => return Err(format!("expected a hash array, got {}", kind(&other))),
+    };
+    if bytes.is_empty() {
+        return Ok((frames, Vec::new()));
+    }
+    let hashes = auscout_core::wire::decode_u32_be(&bytes).map_err(|e| e.to_string())?;
+    Ok((frames, hashes))
+}
+
 /// `auscout.list key cursor COUNT n`: `[next_cursor, [[id, descr, frames], …]]`,
 /// the cursor `0` when the listing is complete. Returns the next cursor (0
 /// at the end) and the tracks.
@@ -273,5 +295,20 @@ mod tests {
         ]);
         assert!(list_entries(short).is_err());
         assert!(list_entries(Value::Int(0)).is_err());
+    }
+
+    #[test]
+    fn track_hashes_reply() {
+        let reply = Value::Array(vec![
+            Value::Int(7),
+            Value::BulkString(vec![0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]),
+        ]);
+        assert_eq!(track_hashes(reply), Ok((7, vec![1, 0xdead_beef])));
+        let past_end = Value::Array(vec![Value::Int(7), Value::BulkString(Vec::new())]);
+        assert_eq!(track_hashes(past_end), Ok((7, Vec::new())));
+        let odd = Value::Array(vec![Value::Int(7), Value::BulkString(vec![1, 2, 3])]);
+        assert!(track_hashes(odd).is_err());
+        assert!(track_hashes(Value::Array(vec![Value::Int(-1), Value::Nil])).is_err());
+        assert!(track_hashes(Value::Int(3)).is_err());
     }
 }

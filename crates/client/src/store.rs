@@ -288,6 +288,24 @@ impl Store {
         Ok((found, elapsed))
     }
 
+    /// `auscout.hashes` on the shard holding `id`: the track's length in
+    /// frames and at most `count` of its hashes from frame `start`.
+    pub fn track_hashes(
+        &self,
+        id: u64,
+        start: u64,
+        count: u64,
+    ) -> Result<(u64, Vec<u32>), ClientError> {
+        let (shard, local) = self.layout.locate(id);
+        let mut cmd = redis::cmd("AUSCOUT.HASHES");
+        cmd.arg(self.layout.shard_key(shard))
+            .arg(local)
+            .arg(start)
+            .arg(count);
+        let reply = self.with_retries(|c| c.run(&cmd))?;
+        reply::track_hashes(reply).map_err(|detail| bad_reply("auscout.hashes", detail))
+    }
+
     /// The server's `auscout.max-toggle-bits` (on a cluster, as the node
     /// that answers reports it), or `None` when it cannot be read (an ACL
     /// without `CONFIG`, a proxy, an old module).

@@ -120,6 +120,23 @@ impl Fingerprint {
     }
 }
 
+/// A frame hash with its least reliable bits in order (most likely to flip
+/// first), so the toggle mask of any width can be taken later: a stream's
+/// hashes are produced before it is known how many frames a lookup window
+/// will hold, and so how many toggle bits its budget allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankedHash {
+    pub hash: u32,
+    ranks: u64,
+}
+
+impl RankedHash {
+    /// The mask of the `bits` least reliable bits (at most [`MAX_TOGGLE_BITS`]).
+    pub fn toggles(&self, bits: u32) -> u32 {
+        mask_of(self.ranks, bits)
+    }
+}
+
 /// The sparse band-weight table: for each band the contiguous run of FFT bins
 /// whose weight is above [`WEIGHT_FLOOR`] (the weight is unimodal in the bin).
 struct BandWeights {
@@ -348,6 +365,31 @@ impl Hasher {
         }
     }
 
+    /// A hasher for an endless stream: every hash keeps its ranked bits and
+    /// is taken out with [`Hasher::drain_ranked`] as it is produced, so
+    /// memory stays bounded whatever the stream's length.
+    pub fn ranked(sr: u32) -> Result<Self, FingerprintError> {
+        Self::with_budget(sr, 0, DEFAULT_PROBE_BUDGET)
+    }
+
+    /// Moves the hashes produced since the last call to `out`, with their
+    /// ranked bits. Ranks are kept by a hasher built with a probe budget
+    /// ([`Hasher::ranked`], [`Hasher::with_budget`]); a fixed-width hasher's
+    /// hashes come with rank 0 everywhere (their masks are not ranked).
+    pub fn drain_ranked(&mut self, out: &mut Vec<RankedHash>) {
+        let ranks = std::mem::take(&mut self.ranks);
+        out.extend(
+            self.hashes
+                .drain(..)
+                .enumerate()
+                .map(|(i, hash)| RankedHash {
+                    hash,
+                    ranks: ranks.get(i).copied().unwrap_or(0),
+                }),
+        );
+        self.toggles.clear();
+    }
+
     /// Ends the stream and returns the fingerprint; `TooShort` when the signal
     /// had fewer than three frames and so no hash.
     pub fn finish(self) -> Result<Fingerprint, FingerprintError> {
@@ -512,6 +554,27 @@ mod tests {
         let fp = hash_all(&test_signal(n, sr), sr, 4).unwrap();
         assert_eq!(fp.hashes.len(), 8);
         assert_eq!(fp.toggles.len(), 8);
+    }
+
+    #[test]
+    fn drained_ranked_hashes_equal_a_whole_fingerprint() {
+        let sr = 6000;
+        let signal = test_signal(6000 * 4, sr);
+        let mut whole = Hasher::with_budget(sr, 0, DEFAULT_PROBE_BUDGET).unwrap();
+        whole.push(&signal);
+        let fp = whole.finish().unwrap();
+        let bits = budget_toggle_bits(fp.hashes.len(), 0, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS);
+        let mut stream = Hasher::ranked(sr).unwrap();
+        let mut got = Vec::new();
+        for chunk in signal.chunks(777) {
+            stream.push(chunk);
+            stream.drain_ranked(&mut got);
+        }
+        let hashes: Vec<u32> = got.iter().map(|r| r.hash).collect();
+        let toggles: Vec<u32> = got.iter().map(|r| r.toggles(bits)).collect();
+        assert_eq!(hashes, fp.hashes);
+        assert_eq!(toggles, fp.toggles);
+        assert_eq!(stream.hash_count(), 0, "drained");
     }
 
     #[test]

@@ -12,6 +12,6 @@ pub mod mp4_priming;
 pub mod pipeline;
 pub mod resample;
 
-pub use audiohash::{Fingerprint, Hasher};
+pub use audiohash::{Fingerprint, Hasher, RankedHash};
 pub use error::FingerprintError;
 pub use pipeline::{fingerprint_file, fingerprint_samples, fingerprint_source, HashOptions};

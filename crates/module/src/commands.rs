@@ -218,6 +218,42 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     )
 }
 
+/// Most frames one `auscout.hashes` reply carries: 16 MB of hashes (26 hours
+/// of audio), so one call never builds an unbounded reply; a client pages
+/// through longer tracks with `start`.
+pub const HASHES_MAX_COUNT: u64 = 1 << 22;
+
+/// `auscout.hashes key id [start [count]]` → `[frames, hasharray]`: the
+/// track's frame count and its hashes from frame `start` (default 0), at most
+/// `count` of them (default and cap [`HASHES_MAX_COUNT`]), in the wire
+/// format; an empty string past the track's end. A monitor reads a matched
+/// track's hashes once and follows it frame by frame on its side.
+pub fn hashes(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
+    let (key_name, id, start, count) = match argv.as_slice() {
+        [_, key, id] => (key, id, None, None),
+        [_, key, id, start] => (key, id, Some(start), None),
+        [_, key, id, start, count] => (key, id, Some(start), Some(count)),
+        _ => return Err(CmdError::WrongArity),
+    };
+    let id = args::id(id)?;
+    let start = start.map_or(Ok(0), |s| args::unsigned(s, "start"))?;
+    let count = count.map_or(Ok(HASHES_MAX_COUNT), |c| args::unsigned(c, "count"))?;
+    let key = ctx.open_key(key_name);
+    let value = read_index(&key)?.ok_or(CmdError::NoSuchKey)?;
+    let track = value
+        .index()
+        .track(id)
+        .ok_or(auscout_core::IndexError::NoSuchTrack(id))?;
+    let frames = track.hashes.len();
+    let from = usize::try_from(start).unwrap_or(usize::MAX).min(frames);
+    let take = usize::try_from(count.min(HASHES_MAX_COUNT)).unwrap_or(usize::MAX);
+    let to = from.saturating_add(take).min(frames);
+    Ok(RedisValue::Array(vec![
+        RedisValue::Integer(i64::try_from(frames).unwrap_or(i64::MAX)),
+        RedisValue::StringBuffer(auscout_core::wire::encode_u32_be(&track.hashes[from..to])),
+    ]))
+}
+
 /// `auscout.count key` → tracks (0 for a missing key).
 pub fn count(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     let [_, key_name] = argv.as_slice() else {

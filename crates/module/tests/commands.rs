@@ -205,6 +205,63 @@ fn list_pages_through_all_tracks() {
 }
 
 #[test]
+fn hashes_reads_a_track_back_in_pages() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let track: Vec<u32> = (0..1000u32)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
+    add(&mut c, "idx", &[7, 7]);
+    let id = addtrack(&mut c, "idx", &track, "song");
+    let read = |c: &mut Connection, args: &[u64]| -> (i64, Vec<u32>) {
+        let mut call = cmd("auscout.hashes");
+        call.arg("idx").arg(id);
+        for a in args {
+            call.arg(*a);
+        }
+        let (frames, bytes): (i64, Vec<u8>) = call.query(c).expect("auscout.hashes");
+        let hashes = bytes
+            .chunks(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        (frames, hashes)
+    };
+    assert_eq!(read(&mut c, &[]), (1000, track.clone()));
+    assert_eq!(read(&mut c, &[990]), (1000, track[990..].to_vec()));
+    assert_eq!(read(&mut c, &[100, 5]), (1000, track[100..105].to_vec()));
+    // Past the end: the frame count and nothing else.
+    assert_eq!(read(&mut c, &[5000, 10]), (1000, Vec::new()));
+    assert_eq!(read(&mut c, &[10, 0]), (1000, Vec::new()));
+    assert_err(
+        cmd("auscout.hashes").arg("idx").arg(99).query(&mut c),
+        "ERR",
+    );
+    assert_err(
+        cmd("auscout.hashes").arg("nokey").arg(1).query(&mut c),
+        "ERR",
+    );
+    assert_err(cmd("auscout.hashes").arg("idx").arg(0).query(&mut c), "ERR");
+    assert_err(
+        cmd("auscout.hashes")
+            .arg("idx")
+            .arg(id)
+            .arg(-1)
+            .query(&mut c),
+        "ERR",
+    );
+    assert_err(
+        cmd("auscout.hashes")
+            .arg("idx")
+            .arg(id)
+            .arg(0)
+            .arg("x")
+            .query(&mut c),
+        "ERR",
+    );
+    assert_err(cmd("auscout.hashes").arg("idx").query(&mut c), "ERR");
+}
+
+#[test]
 fn index_reports_stats() {
     let s = Server::start();
     let mut c = s.conn();
@@ -348,6 +405,7 @@ fn wrong_type_is_refused_everywhere() {
             .arg(&h)
             .arg(wire(&[0, 0]))
             .clone(),
+        cmd("auscout.hashes").arg("str").arg(1).clone(),
         cmd("auscout.count").arg("str").clone(),
         cmd("auscout.size").arg("str").clone(),
         cmd("auscout.delkey").arg("str").clone(),
