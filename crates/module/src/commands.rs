@@ -240,8 +240,8 @@ pub fn hashes(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     let count = count.map_or(Ok(HASHES_MAX_COUNT), |c| args::unsigned(c, "count"))?;
     let key = ctx.open_key(key_name);
     let value = read_index(&key)?.ok_or(CmdError::NoSuchKey)?;
-    let track = value
-        .index()
+    let index = value.index();
+    let track = index
         .track(id)
         .ok_or(auscout_core::IndexError::NoSuchTrack(id))?;
     let frames = track.hashes.len();
