@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, UNIX_EPOCH};
 
+use auscout_client::recognise::{fallback, Clip, Fallbacks, Warp};
 use auscout_core::matcher::{self, FrameSource, LookupParams, Verdict};
 use auscout_core::{Index, TrackId};
 use auscout_fingerprint::audiohash::budget_toggle_bits;
@@ -68,6 +69,27 @@ struct Args {
     dump_limit: Option<usize>,
     /// `auscoutclient add` output giving each track's id.
     ids: Option<PathBuf>,
+    /// The fallbacks tried when a clip as played finds nothing.
+    fallbacks: Fallbacks,
+}
+
+/// `--warps none` or `--warps PITCH:TEMPO,…` (`1.07` alone: a speed).
+fn parse_warps(spec: &str) -> Result<Vec<Warp>, String> {
+    if spec == "none" {
+        return Ok(Vec::new());
+    }
+    spec.split(',')
+        .map(|w| {
+            let num = |v: &str| v.parse::<f64>().map_err(|e| format!("--warps {w}: {e}"));
+            match w.split_once(':') {
+                Some((p, t)) => Ok(Warp {
+                    pitch: num(p)?,
+                    tempo: num(t)?,
+                }),
+                None => Ok(Warp::speed(num(w)?)),
+            }
+        })
+        .collect()
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -85,6 +107,7 @@ fn parse_args() -> Result<Args, String> {
         dump: None,
         dump_limit: LookupParams::default().limit,
         ids: None,
+        fallbacks: Fallbacks::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -112,6 +135,12 @@ fn parse_args() -> Result<Args, String> {
             "--no-score" => a.score = false,
             "--dump" => a.dump = Some(value()?.into()),
             "--ids" => a.ids = Some(value()?.into()),
+            "--warps" => a.fallbacks.warps = parse_warps(&value()?)?,
+            "--fallback-min-score" => {
+                a.fallbacks.min_score = value()?
+                    .parse()
+                    .map_err(|e| format!("--fallback-min-score: {e}"))?
+            }
             "--dump-limit" => {
                 a.dump_limit = Some(value()?.parse().map_err(|e| format!("--dump-limit: {e}"))?)
             }
@@ -204,7 +233,7 @@ fn run() -> Result<(), String> {
     let out = fs::File::create(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut out = BufWriter::new(out);
     let w = |e: std::io::Error| format!("{}: {e}", args.out.display());
-    writeln!(out, "clip,match,offset_s,score,ms").map_err(w)?;
+    writeln!(out, "clip,match,offset_s,score,ms,pitch,tempo,passes").map_err(w)?;
     let mut dump = match &args.dump {
         Some(p) => {
             let mut f =
@@ -236,13 +265,30 @@ fn run() -> Result<(), String> {
                 );
             }
         }
+        let mut warp = Warp::NONE;
+        let mut passes = 1;
         let (name, offset, score, ms) = match fp {
             Ok(fp) => {
                 let t = Instant::now();
-                let got = src
+                let mut got = src
                     .index
                     .lookup(&fp.hashes, &fp.toggles, &params)
                     .map_err(|e| format!("{}: {e}", row.clip))?;
+                if got.is_empty() && !args.fallbacks.warps.is_empty() {
+                    let found = Clip::open(Path::new(&row.clip), &opts)
+                        .map_err(EvalError::from)
+                        .and_then(|clip| {
+                            fallback(&clip, &args.fallbacks, |fp, _| {
+                                src.index
+                                    .lookup(&fp.hashes, &fp.toggles, &params)
+                                    .map_err(|e| EvalError(e.to_string()))
+                            })
+                        })
+                        .map_err(|e| format!("{}: {}", row.clip, e.0))?;
+                    got = found.matches;
+                    warp = found.warp;
+                    passes += found.passes.len();
+                }
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 match got.first() {
                     Some(m) => {
@@ -268,12 +314,14 @@ fn run() -> Result<(), String> {
         };
         writeln!(
             out,
-            "{},{},{},{},{:.3}",
+            "{},{},{},{},{:.3},{},{},{passes}",
             csv_field(&row.clip),
             csv_field(&name),
             offset,
             score,
-            ms
+            ms,
+            warp.pitch,
+            warp.tempo
         )
         .map_err(w)?;
     }
@@ -305,6 +353,15 @@ fn run() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An error of the fallback lookups, as text.
+struct EvalError(String);
+
+impl From<auscout_fingerprint::FingerprintError> for EvalError {
+    fn from(e: auscout_fingerprint::FingerprintError) -> Self {
+        EvalError(e.to_string())
+    }
 }
 
 // ---------------------------------------------------------------- calibration

@@ -2,11 +2,13 @@
 //! logical index on one server or spread over the shards of a Redis Cluster
 //! ([`shard`]); it adds, deletes and looks up tracks with the module's
 //! commands and parses their replies ([`reply`]); lookups may go to replicas
-//! ([`replicas`]). Fingerprints come from
-//! `auscout-fingerprint`.
+//! ([`replicas`]). Fingerprints come from `auscout-fingerprint`;
+//! [`recognise`] looks a clip up with fallbacks for clips played at another
+//! speed, pitch or tempo.
 
 pub mod endpoint;
 pub mod error;
+pub mod recognise;
 pub mod replicas;
 pub mod reply;
 pub mod shard;

@@ -139,7 +139,7 @@ impl RankedHash {
 
 /// The sparse band-weight table: for each band the contiguous run of FFT bins
 /// whose weight is above [`WEIGHT_FLOOR`] (the weight is unimodal in the bin).
-struct BandWeights {
+pub(crate) struct BandWeights {
     /// Per band: first bin and the index of its first weight in `weights`, and the run length.
     runs: Vec<(usize, usize, usize)>,
     weights: Vec<f32>,
@@ -147,7 +147,16 @@ struct BandWeights {
 
 impl BandWeights {
     fn new(sr: u32, frame_len: usize) -> Self {
-        let bin_hz = (f64::from(sr) / 2.0) / (frame_len / 2) as f64;
+        Self::scaled(sr, frame_len, 1.0)
+    }
+
+    /// The table for audio whose every frequency is `freq_scale` times the
+    /// original's (a clip pitched up 6 %: 1.06): bin `j` weighs in band `b`
+    /// as the original frequency `f_j / freq_scale` does, so the band
+    /// energies are the original's (up to a common factor, which no hash
+    /// bit sees). 1.0 is the hash's own table.
+    pub(crate) fn scaled(sr: u32, frame_len: usize, freq_scale: f64) -> Self {
+        let bin_hz = (f64::from(sr) / 2.0) / (frame_len / 2) as f64 / freq_scale;
         let bark = |f: f64| 6.0 * (f / 600.0).asinh();
         let bin_barks: Vec<f64> = (0..=frame_len / 2)
             .map(|j| bark(j as f64 * bin_hz))
@@ -178,7 +187,7 @@ impl BandWeights {
     }
 
     /// `E[b] = Σ_j weight_b[j] * mag[j]` for every band.
-    fn energies(&self, mag: &[f32], out: &mut [f32; NUM_BANDS]) {
+    pub(crate) fn energies(&self, mag: &[f32], out: &mut [f32; NUM_BANDS]) {
         for (e, &(first, offset, len)) in out.iter_mut().zip(&self.runs) {
             let m = mag.get(first..first + len).unwrap_or(&[]);
             let w = self.weights.get(offset..offset + len).unwrap_or(&[]);
@@ -272,6 +281,9 @@ pub struct Hasher {
     /// the end).
     toggles: Vec<u32>,
     ranks: Vec<u64>,
+    /// Every frame's magnitude spectrum, frame after frame, when kept
+    /// ([`Hasher::keep_spectra`]) for fingerprints at other speeds.
+    spectra: Option<Vec<f32>>,
 }
 
 impl Hasher {
@@ -320,6 +332,7 @@ impl Hasher {
             hashes: Vec::new(),
             toggles: Vec::new(),
             ranks: Vec::new(),
+            spectra: None,
         })
     }
 
@@ -327,6 +340,13 @@ impl Hasher {
     /// `auscout.max-toggle-bits`; never more than [`MAX_TOGGLE_BITS`]).
     pub fn cap_bits(mut self, max_bits: u32) -> Self {
         self.max_bits = max_bits.min(MAX_TOGGLE_BITS);
+        self
+    }
+
+    /// Keeps every frame's magnitude spectrum (`L/2 + 1` values per frame),
+    /// returned by [`Hasher::finish_with_spectra`].
+    pub(crate) fn keep_spectra(mut self) -> Self {
+        self.spectra = Some(Vec::new());
         self
     }
 
@@ -393,6 +413,15 @@ impl Hasher {
     /// Ends the stream and returns the fingerprint; `TooShort` when the signal
     /// had fewer than three frames and so no hash.
     pub fn finish(self) -> Result<Fingerprint, FingerprintError> {
+        self.finish_with_spectra().map(|(fp, _)| fp)
+    }
+
+    /// [`Hasher::finish`], with the spectra kept by [`Hasher::keep_spectra`]
+    /// (empty if none were).
+    pub(crate) fn finish_with_spectra(
+        mut self,
+    ) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
+        let spectra = self.spectra.take().unwrap_or_default();
         if self.hashes.is_empty() {
             return Err(FingerprintError::TooShort {
                 seconds: self.samples_seen as f64 / f64::from(self.sr),
@@ -410,11 +439,14 @@ impl Hasher {
             );
             self.ranks.iter().map(|&r| mask_of(r, bits)).collect()
         };
-        Ok(Fingerprint {
-            sr: self.sr,
-            hashes: self.hashes,
-            toggles,
-        })
+        Ok((
+            Fingerprint {
+                sr: self.sr,
+                hashes: self.hashes,
+                toggles,
+            },
+            spectra,
+        ))
     }
 
     /// Band energies of the frame starting at `pending[start]`, then the hash of
@@ -434,6 +466,9 @@ impl Hasher {
         );
         for (m, c) in self.magnitudes.iter_mut().zip(&self.fft_out) {
             *m = (c.re * c.re + c.im * c.im).sqrt();
+        }
+        if let Some(spectra) = self.spectra.as_mut() {
+            spectra.extend_from_slice(&self.magnitudes);
         }
         let f = self.frames;
         let mut current = [0f32; NUM_BANDS];
@@ -466,7 +501,7 @@ fn hash_bits(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, 
 
 /// The mask of the first `p` bit indices packed in `ranks` (field `i` = the
 /// `i`-th least reliable bit).
-fn mask_of(ranks: u64, p: u32) -> u32 {
+pub(crate) fn mask_of(ranks: u64, p: u32) -> u32 {
     (0..p.min(MAX_TOGGLE_BITS)).fold(0u32, |t, i| {
         t | (0x8000_0000 >> ((ranks >> (RANK_FIELD * i)) & 0x1f))
     })
@@ -476,7 +511,7 @@ fn mask_of(ranks: u64, p: u32) -> u32 {
 /// `|D|`, ties by the lower bit index), most likely to flip first, packed
 /// [`RANK_FIELD`] bits per index for [`mask_of`]. Since the order is kept, the masks of every
 /// width up to `p` are prefixes of it.
-fn hash_ranked(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u64) {
+pub(crate) fn hash_ranked(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u64) {
     let mut hash = 0u32;
     let mut abs_d = [0f32; NUM_BITS];
     for m in 0..NUM_BITS {

@@ -6,6 +6,7 @@
 //! [`pipeline`], which streams: samples are hashed as they are decoded.
 
 pub mod audiohash;
+pub mod clip;
 pub mod decode;
 pub mod error;
 pub mod mp4_priming;
@@ -13,5 +14,6 @@ pub mod pipeline;
 pub mod resample;
 
 pub use audiohash::{Fingerprint, Hasher, RankedHash};
+pub use clip::Clip;
 pub use error::FingerprintError;
 pub use pipeline::{fingerprint_file, fingerprint_samples, fingerprint_source, HashOptions};

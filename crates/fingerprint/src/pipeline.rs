@@ -105,7 +105,22 @@ pub fn fingerprint_samples(
     opts: &HashOptions,
 ) -> Result<Fingerprint, FingerprintError> {
     opts.validate()?;
-    let mut pipeline = Pipeline::new(opts)?;
+    samples_with_spectra(mono, sample_rate, opts, false).map(|(fp, _)| fp)
+}
+
+fn run(decoder: Decoder, opts: &HashOptions) -> Result<Fingerprint, FingerprintError> {
+    decoded_with_spectra(decoder, opts, false).map(|(fp, _)| fp)
+}
+
+/// [`fingerprint_samples`], and with `keep` every frame's magnitude
+/// spectrum (see [`crate::clip`]).
+pub(crate) fn samples_with_spectra(
+    mono: &[f32],
+    sample_rate: u32,
+    opts: &HashOptions,
+    keep: bool,
+) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
+    let mut pipeline = Pipeline::new(opts, keep)?;
     // Chunked like a decoder would deliver it, so the resampler's buffers stay small.
     for chunk in mono.chunks(1 << 16) {
         if !pipeline.push(sample_rate, chunk)? {
@@ -115,8 +130,14 @@ pub fn fingerprint_samples(
     pipeline.finish()
 }
 
-fn run(mut decoder: Decoder, opts: &HashOptions) -> Result<Fingerprint, FingerprintError> {
-    let mut pipeline = Pipeline::new(opts)?;
+/// The fingerprint of everything `decoder` delivers, and with `keep` every
+/// frame's magnitude spectrum.
+pub(crate) fn decoded_with_spectra(
+    mut decoder: Decoder,
+    opts: &HashOptions,
+    keep: bool,
+) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
+    let mut pipeline = Pipeline::new(opts, keep)?;
     while let Some(chunk) = decoder.next_chunk()? {
         if !pipeline.push(chunk.sample_rate, chunk.samples)? {
             break;
@@ -134,10 +155,15 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new(opts: &HashOptions) -> Result<Self, FingerprintError> {
+    fn new(opts: &HashOptions, keep_spectra: bool) -> Result<Self, FingerprintError> {
+        let hasher = Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?
+            .cap_bits(opts.max_toggle_bits);
         Ok(Pipeline {
-            hasher: Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?
-                .cap_bits(opts.max_toggle_bits),
+            hasher: if keep_spectra {
+                hasher.keep_spectra()
+            } else {
+                hasher
+            },
             resampler: None,
             resampled: Vec::new(),
             limit: opts.sample_limit(),
@@ -157,9 +183,9 @@ impl Pipeline {
         Ok(self.feed_hasher())
     }
 
-    fn finish(mut self) -> Result<Fingerprint, FingerprintError> {
+    fn finish(mut self) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
         self.flush_resampler()?;
-        self.hasher.finish()
+        self.hasher.finish_with_spectra()
     }
 
     fn flush_resampler(&mut self) -> Result<(), FingerprintError> {

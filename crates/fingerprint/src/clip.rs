@@ -1,0 +1,303 @@
+//! A query clip that can be fingerprinted again as if it had been played at
+//! another speed, pitch or tempo.
+//!
+//! A frame hash absorbs a speed change of a few percent (toggle bits, and
+//! verification that follows a slow drift), not more: a clip played 8 % fast
+//! has every frequency 8 % high and every frame 8 % early. A [`Clip`] keeps
+//! the magnitude spectrum of every frame it hashed, so undoing such a change
+//! costs no new FFT: a frequency scale is a different band-weight table
+//! (bin `j` weighs as the original frequency `f_j / pitch` would), a tempo
+//! is a different frame grid (the original's frame `j` lies at the clip's
+//! frame `j / tempo`, its band energies interpolated between the two
+//! nearest frames). A [`Warp`] of both undoes a speed change, of one alone a
+//! pitch shift with the tempo kept or a tempo change with the pitch kept.
+//! The lookup's fallbacks (`auscout-client`'s `recognise`) try a small grid
+//! of warps this way when a clip as played finds nothing.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use symphonia::core::io::MediaSource;
+
+use crate::audiohash::{
+    budget_toggle_bits, frame_length, hash_ranked, mask_of, min_samples, BandWeights, NUM_BANDS,
+};
+use crate::decode::Decoder;
+use crate::error::FingerprintError;
+use crate::pipeline::{decoded_with_spectra, samples_with_spectra, Fingerprint, HashOptions};
+
+/// How a clip differs from the original it was recorded from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warp {
+    /// Every frequency of the clip is `pitch` times the original's (1.06:
+    /// about a semitone up).
+    pub pitch: f64,
+    /// The clip goes `tempo` times as fast as the original (1.06: 6 % fast,
+    /// 6 % shorter).
+    pub tempo: f64,
+}
+
+impl Warp {
+    /// The clip as played.
+    pub const NONE: Warp = Warp {
+        pitch: 1.0,
+        tempo: 1.0,
+    };
+
+    /// Played `factor` times fast, pitch and tempo together (a turntable or
+    /// a tape running fast, `sox speed`).
+    pub fn speed(factor: f64) -> Warp {
+        Warp {
+            pitch: factor,
+            tempo: factor,
+        }
+    }
+
+    /// The range a warp factor must lie in.
+    pub const RANGE: std::ops::RangeInclusive<f64> = 0.5..=2.0;
+
+    fn validate(&self) -> Result<(), FingerprintError> {
+        for (name, v) in [("pitch", self.pitch), ("tempo", self.tempo)] {
+            if !Self::RANGE.contains(&v) {
+                return Err(FingerprintError::BadOption(format!(
+                    "{name} factor {v} is outside 0.5..=2"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fingerprinted clip with the spectra behind its hashes.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    opts: HashOptions,
+    played: Fingerprint,
+    /// Magnitude spectrum of every frame, `bins` values each.
+    spectra: Vec<f32>,
+    bins: usize,
+}
+
+impl Clip {
+    /// Decodes and fingerprints `path` with `opts`, keeping its spectra.
+    pub fn open(path: &Path, opts: &HashOptions) -> Result<Clip, FingerprintError> {
+        opts.validate()?;
+        let (played, spectra) = decoded_with_spectra(Decoder::open(path)?, opts, true)?;
+        Ok(Self::new(opts, played, spectra))
+    }
+
+    /// [`Clip::open`] for encoded audio from any source; `extension` is a
+    /// format hint such as `"mp3"`.
+    pub fn from_source(
+        source: Box<dyn MediaSource>,
+        extension: Option<&str>,
+        opts: &HashOptions,
+    ) -> Result<Clip, FingerprintError> {
+        opts.validate()?;
+        let decoder = Decoder::from_source(source, extension)?;
+        let (played, spectra) = decoded_with_spectra(decoder, opts, true)?;
+        Ok(Self::new(opts, played, spectra))
+    }
+
+    /// [`Clip::open`] for mono samples at `sample_rate` (full scale ±1.0).
+    pub fn from_samples(
+        mono: &[f32],
+        sample_rate: u32,
+        opts: &HashOptions,
+    ) -> Result<Clip, FingerprintError> {
+        opts.validate()?;
+        let (played, spectra) = samples_with_spectra(mono, sample_rate, opts, true)?;
+        Ok(Self::new(opts, played, spectra))
+    }
+
+    fn new(opts: &HashOptions, played: Fingerprint, spectra: Vec<f32>) -> Clip {
+        Clip {
+            opts: opts.clone(),
+            played,
+            spectra,
+            bins: frame_length(opts.sr) / 2 + 1,
+        }
+    }
+
+    /// The fingerprint of the clip as played: what `fingerprint_file` gives.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.played
+    }
+
+    /// The options it was hashed with.
+    pub fn options(&self) -> &HashOptions {
+        &self.opts
+    }
+
+    /// The fingerprint of the original the clip was recorded from, if the
+    /// clip is that original changed by `warp`: hashes on the original's
+    /// frame grid, toggles as the options give a fingerprint of that many
+    /// hashes. [`Warp::NONE`] gives [`Clip::fingerprint`] again.
+    pub fn fingerprint_warped(&self, warp: Warp) -> Result<Fingerprint, FingerprintError> {
+        self.fingerprint_warped_with(warp, &self.opts)
+    }
+
+    /// [`Clip::fingerprint_warped`] with other toggle options (`opts.sr`
+    /// must be the clip's: the spectra are at that rate).
+    pub fn fingerprint_warped_with(
+        &self,
+        warp: Warp,
+        opts: &HashOptions,
+    ) -> Result<Fingerprint, FingerprintError> {
+        warp.validate()?;
+        opts.validate()?;
+        let sr = self.opts.sr;
+        if opts.sr != sr {
+            return Err(FingerprintError::BadOption(format!(
+                "the clip was analysed at {sr} Hz, not {} Hz",
+                opts.sr
+            )));
+        }
+        let bands = warped_bands(sr, warp.pitch);
+        let energies: Vec<[f32; NUM_BANDS]> = self
+            .spectra
+            .chunks_exact(self.bins)
+            .map(|mag| {
+                let mut e = [0f32; NUM_BANDS];
+                bands.energies(mag, &mut e);
+                e
+            })
+            .collect();
+        let grid = retimed(&energies, warp.tempo);
+        if grid.len() < 3 {
+            let seconds = self.played.position_seconds(grid.len()) / warp.tempo;
+            return Err(FingerprintError::TooShort {
+                seconds,
+                min_seconds: min_samples(sr) as f64 / f64::from(sr),
+            });
+        }
+        let width = if opts.probe_budget == 0 {
+            opts.toggle_bits
+        } else {
+            budget_toggle_bits(
+                grid.len() - 2,
+                opts.toggle_bits,
+                opts.probe_budget,
+                opts.max_toggle_bits,
+            )
+        };
+        let (hashes, toggles) = grid
+            .windows(3)
+            .map(|w| {
+                let (hash, ranks) = hash_ranked(&w[0], &w[2], width);
+                (hash, mask_of(ranks, width))
+            })
+            .unzip();
+        Ok(Fingerprint {
+            sr,
+            hashes,
+            toggles,
+        })
+    }
+}
+
+/// Band energies on the original's frame grid: frame `j` of the original
+/// lies at frame `j / tempo` of the clip, between two frames of it.
+fn retimed(energies: &[[f32; NUM_BANDS]], tempo: f64) -> Vec<[f32; NUM_BANDS]> {
+    if tempo == 1.0 || energies.is_empty() {
+        return energies.to_vec();
+    }
+    let last = energies.len() - 1;
+    let count = (last as f64 * tempo).floor() as usize + 1;
+    (0..count)
+        .map(|j| {
+            let x = j as f64 / tempo;
+            let i = (x.floor() as usize).min(last);
+            let a = (x - i as f64) as f32;
+            let (lo, hi) = (&energies[i], &energies[(i + 1).min(last)]);
+            let mut e = [0f32; NUM_BANDS];
+            for ((e, l), h) in e.iter_mut().zip(lo).zip(hi) {
+                *e = l + a * (h - l);
+            }
+            e
+        })
+        .collect()
+}
+
+/// Band tables of frequency-scaled clips, built once per (rate, scale) and
+/// process: building one costs ~2 ms (34k `powf`s), more than a warp of a
+/// 10 s clip. Lookups use a handful of scales; the cache is bounded anyway.
+fn warped_bands(sr: u32, pitch: f64) -> Arc<BandWeights> {
+    const KEEP: usize = 32;
+    static CACHE: Mutex<Vec<(u32, u64, Arc<BandWeights>)>> = Mutex::new(Vec::new());
+    let key = pitch.to_bits();
+    // A poisoned lock only means another thread panicked mid-insert; the
+    // list itself is always valid.
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, t)) = cache.iter().find(|(r, k, _)| *r == sr && *k == key) {
+        return Arc::clone(t);
+    }
+    let table = Arc::new(BandWeights::scaled(sr, frame_length(sr), pitch));
+    if cache.len() >= KEEP {
+        cache.remove(0);
+    }
+    cache.push((sr, key, Arc::clone(&table)));
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auscout_testkit::audio;
+
+    const RATE: u32 = 44_100;
+
+    fn opts() -> HashOptions {
+        HashOptions {
+            max_toggle_bits: 9,
+            ..HashOptions::default()
+        }
+    }
+
+    /// Share of equal bits between `a` and `b[offset..]`.
+    fn agreement(a: &[u32], b: &[u32], offset: usize) -> f64 {
+        let b = &b[offset..];
+        let n = a.len().min(b.len());
+        let diff: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
+        1.0 - f64::from(diff) / (32 * n) as f64
+    }
+
+    #[test]
+    fn no_warp_gives_the_fingerprint_as_played() {
+        let x = audio::music(3, 6.0, RATE);
+        let clip = Clip::from_samples(&x, RATE, &opts()).unwrap();
+        let again = clip.fingerprint_warped(Warp::NONE).unwrap();
+        assert_eq!(&again, clip.fingerprint());
+        let file = crate::fingerprint_samples(&x, RATE, &opts()).unwrap();
+        assert_eq!(&file, clip.fingerprint());
+    }
+
+    #[test]
+    fn a_clip_played_7_percent_fast_is_undone() {
+        let track = audio::music(11, 20.0, RATE);
+        let original = crate::fingerprint_samples(&track, RATE, &opts()).unwrap();
+        // 4.8 s from 3.2 s in (hash 300), played 7 % fast: declared at a
+        // 7 % higher rate and resampled back to 44.1 kHz.
+        let excerpt = audio::excerpt(&track, RATE, 3.2, 4.8);
+        let fast = audio::resample(&excerpt, 47_187, RATE);
+        let clip = Clip::from_samples(&fast, RATE, &opts()).unwrap();
+        let played = agreement(&clip.fingerprint().hashes, &original.hashes, 300);
+        let undone = clip.fingerprint_warped(Warp::speed(1.07)).unwrap();
+        let fixed = agreement(&undone.hashes, &original.hashes, 300);
+        eprintln!("bit agreement: as played {played:.3}, undone {fixed:.3}");
+        assert!(fixed > 0.85, "undone {fixed}");
+        assert!(played < 0.7, "as played {played}");
+        // The wrong direction does not help.
+        let wrong = clip.fingerprint_warped(Warp::speed(1.0 / 1.07)).unwrap();
+        assert!(agreement(&wrong.hashes, &original.hashes, 300) < 0.7);
+    }
+
+    #[test]
+    fn warps_out_of_range_are_refused() {
+        let x = audio::music(5, 2.0, RATE);
+        let clip = Clip::from_samples(&x, RATE, &opts()).unwrap();
+        for bad in [0.2, 3.0, f64::NAN] {
+            assert!(clip.fingerprint_warped(Warp::speed(bad)).is_err());
+        }
+    }
+}
