@@ -71,6 +71,9 @@ struct Args {
     ids: Option<PathBuf>,
     /// The fallbacks tried when a clip as played finds nothing.
     fallbacks: Fallbacks,
+    /// `--unrelated STEP`: windows every STEP seconds of unrelated music
+    /// through the whole chain (first pass and every fallback).
+    unrelated: Option<f64>,
 }
 
 /// `--warps none` or `--warps PITCH:TEMPO,…` (`1.07` alone: a speed).
@@ -108,6 +111,7 @@ fn parse_args() -> Result<Args, String> {
         dump_limit: LookupParams::default().limit,
         ids: None,
         fallbacks: Fallbacks::default(),
+        unrelated: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -136,6 +140,9 @@ fn parse_args() -> Result<Args, String> {
             "--dump" => a.dump = Some(value()?.into()),
             "--ids" => a.ids = Some(value()?.into()),
             "--warps" => a.fallbacks.warps = parse_warps(&value()?)?,
+            "--unrelated" => {
+                a.unrelated = Some(value()?.parse().map_err(|e| format!("--unrelated: {e}"))?)
+            }
             "--fallback-min-score" => {
                 a.fallbacks.min_score = value()?
                     .parse()
@@ -328,6 +335,9 @@ fn run() -> Result<(), String> {
     out.flush().map_err(w)?;
     drop(out);
 
+    if let Some(step) = args.unrelated {
+        unrelated_chain(&src, &names, &indexed_files, &args, &opts, step)?;
+    }
     if args.calibrate {
         let cal = Calibration {
             src: &src,
@@ -942,4 +952,135 @@ fn load(file: &Path, key: &[u64; 3], sr: u32) -> Option<Fingerprint> {
         hashes: hashes.to_vec(),
         toggles: toggles.to_vec(),
     })
+}
+
+// ------------------------------------------------ unrelated music, whole chain
+
+/// Clip lengths of the unrelated-music check, in seconds.
+const UNRELATED_LENGTHS: [f64; 6] = [1.0, 2.0, 3.0, 5.0, 7.0, 10.0];
+
+/// False positives of the whole recognition chain: windows every `step` s
+/// of (a) the unindexed negative tracks and (b) every indexed track with
+/// its whole game hidden, decoded and cut from the audio, looked up as
+/// played and undone by every fallback warp. Prints, per part (the
+/// "fit" part: lincity negatives and wesnoth windows; the "check" part:
+/// asc negatives and colobot windows) and length, how many windows the
+/// first pass and the fallbacks would answer at several fallback minimum
+/// scores, and the highest scores seen.
+fn unrelated_chain(
+    src: &Corpus,
+    names: &[String],
+    files: &[PathBuf],
+    args: &Args,
+    opts: &HashOptions,
+    step: f64,
+) -> Result<(), String> {
+    let neg_dir = args
+        .corpus
+        .parent()
+        .map(|p| p.join("negatives"))
+        .unwrap_or_default();
+    let mut tracks: Vec<(PathBuf, Option<String>)> = fs::read_dir(&neg_dir)
+        .map_err(|e| format!("{}: {e}", neg_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .map(|p| (p, None))
+        .collect();
+    let group = |name: &str| name.split("__").next().unwrap_or_default().to_owned();
+    tracks.extend(
+        files
+            .iter()
+            .zip(names)
+            .map(|(f, n)| (f.clone(), Some(group(n)))),
+    );
+    tracks.sort();
+    let params = LookupParams {
+        threshold: 0.0,
+        limit: Some(1),
+        max_toggle_bits: args.max_toggle_bits,
+        ..LookupParams::default()
+    };
+    // (part, length) -> per window (first-pass best, best over the fallbacks)
+    let mut seen: std::collections::BTreeMap<(String, u32), Vec<(f64, f64)>> = Default::default();
+    let fit_part = |path: &Path| {
+        let n = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if n.starts_with("lincity") || n.starts_with("wesnoth") { "fit" } else { "check" }
+    };
+    for (path, hide) in &tracks {
+        let (samples, rate) = decode_all(path)?;
+        let hidden: Vec<TrackId> = match hide {
+            Some(g) => (1..=names.len() as TrackId)
+                .filter(|&i| names.get(i as usize - 1).map(|n| group(n)).as_ref() == Some(g))
+                .collect(),
+            None => Vec::new(),
+        };
+        let view = Hiding { src, hidden };
+        let part = fit_part(path);
+        for &len in &UNRELATED_LENGTHS {
+            let mut at = 10.0;
+            while at + len + 20.0 <= samples.len() as f64 / f64::from(rate) {
+                let lo = (at * f64::from(rate)) as usize;
+                let hi = ((at + len) * f64::from(rate)) as usize;
+                at += step;
+                let Some(window) = samples.get(lo..hi) else { break };
+                let Ok(clip) = Clip::from_samples(window, rate, opts) else { continue };
+                let best = |fp: &Fingerprint| {
+                    matcher::lookup(&view, &fp.hashes, &fp.toggles, &params)
+                        .ok()
+                        .and_then(|m| m.first().map(|m| m.score))
+                        .unwrap_or(0.0)
+                };
+                let first = best(clip.fingerprint());
+                let warped = args
+                    .fallbacks
+                    .warps
+                    .iter()
+                    .filter_map(|&w| clip.fingerprint_warped(w).ok())
+                    .map(|fp| best(&fp))
+                    .fold(0.0, f64::max);
+                seen.entry((part.to_owned(), len as u32))
+                    .or_default()
+                    .push((first, warped));
+            }
+        }
+    }
+    let levels = [0.25, 0.30, 0.35, 0.40, 0.45, 0.50];
+    println!("\n### unrelated music through the whole chain (windows every {step} s)\n");
+    println!(
+        "| part | length | windows | first pass ≥ 0.25 | fallbacks ≥ {} | max first | max fallback |",
+        levels.map(|l| format!("{l:.2}")).join(" / ")
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for ((part, len), v) in &seen {
+        let first = v.iter().filter(|x| x.0 >= 0.25).count();
+        let by_level: Vec<String> = levels
+            .iter()
+            .map(|&l| v.iter().filter(|x| x.0 < 0.25 && x.1 >= l).count().to_string())
+            .collect();
+        let max = |f: fn(&(f64, f64)) -> f64| v.iter().map(f).fold(0.0, f64::max);
+        println!(
+            "| {part} | {len} s | {} | {first} | {} | {:.3} | {:.3} |",
+            v.len(),
+            by_level.join(" / "),
+            max(|x| x.0),
+            max(|x| x.1)
+        );
+    }
+    Ok(())
+}
+
+/// A whole file as mono samples at its own rate.
+fn decode_all(path: &Path) -> Result<(Vec<f32>, u32), String> {
+    let mut d = auscout_fingerprint::decode::Decoder::open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut all, mut rate) = (Vec::new(), 0);
+    while let Some(chunk) = d.next_chunk().map_err(|e| format!("{}: {e}", path.display()))? {
+        if rate == 0 {
+            rate = chunk.sample_rate;
+        }
+        if chunk.sample_rate == rate {
+            all.extend_from_slice(chunk.samples);
+        }
+    }
+    Ok((all, rate.max(1)))
 }
