@@ -1003,8 +1003,15 @@ fn unrelated_chain(
     // (part, length) -> per window (first-pass best, best over the fallbacks)
     let mut seen: std::collections::BTreeMap<(String, u32), Vec<(f64, f64)>> = Default::default();
     let fit_part = |path: &Path| {
-        let n = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if n.starts_with("lincity") || n.starts_with("wesnoth") { "fit" } else { "check" }
+        let n = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if n.starts_with("lincity") || n.starts_with("wesnoth") {
+            "fit"
+        } else {
+            "check"
+        }
     };
     for (path, hide) in &tracks {
         let (samples, rate) = decode_all(path)?;
@@ -1022,8 +1029,12 @@ fn unrelated_chain(
                 let lo = (at * f64::from(rate)) as usize;
                 let hi = ((at + len) * f64::from(rate)) as usize;
                 at += step;
-                let Some(window) = samples.get(lo..hi) else { break };
-                let Ok(clip) = Clip::from_samples(window, rate, opts) else { continue };
+                let Some(window) = samples.get(lo..hi) else {
+                    break;
+                };
+                let Ok(clip) = Clip::from_samples(window, rate, opts) else {
+                    continue;
+                };
                 let best = |fp: &Fingerprint| {
                     matcher::lookup(&view, &fp.hashes, &fp.toggles, &params)
                         .ok()
@@ -1055,7 +1066,12 @@ fn unrelated_chain(
         let first = v.iter().filter(|x| x.0 >= 0.25).count();
         let by_level: Vec<String> = levels
             .iter()
-            .map(|&l| v.iter().filter(|x| x.0 < 0.25 && x.1 >= l).count().to_string())
+            .map(|&l| {
+                v.iter()
+                    .filter(|x| x.0 < 0.25 && x.1 >= l)
+                    .count()
+                    .to_string()
+            })
             .collect();
         let max = |f: fn(&(f64, f64)) -> f64| v.iter().map(f).fold(0.0, f64::max);
         println!(
@@ -1074,7 +1090,10 @@ fn decode_all(path: &Path) -> Result<(Vec<f32>, u32), String> {
     let mut d = auscout_fingerprint::decode::Decoder::open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let (mut all, mut rate) = (Vec::new(), 0);
-    while let Some(chunk) = d.next_chunk().map_err(|e| format!("{}: {e}", path.display()))? {
+    while let Some(chunk) = d
+        .next_chunk()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+    {
         if rate == 0 {
             rate = chunk.sample_rate;
         }

@@ -120,6 +120,13 @@ pub struct JsonMatch<'a> {
 pub struct JsonLookup<'a> {
     pub file: &'a str,
     pub ms: f64,
+    /// The clip's tempo relative to the track's (1.07: 7 % fast) when a
+    /// fallback found the match; absent when the clip as played did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    /// The clip's frequencies relative to the track's, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitch: Option<f64>,
     pub matches: Vec<JsonMatch<'a>>,
 }
 
@@ -163,6 +170,8 @@ mod tests {
         let j = JsonLookup {
             file: "c.wav",
             ms: 1.5,
+            speed: None,
+            pitch: None,
             matches: vec![JsonMatch {
                 descr: "t.flac",
                 id: 7,
@@ -174,6 +183,16 @@ mod tests {
         assert_eq!(
             json_line(&j),
             r#"{"file":"c.wav","ms":1.5,"matches":[{"descr":"t.flac","id":7,"position":100,"offset_s":1.0,"score":0.5}]}"#
+        );
+        let fast = JsonLookup {
+            speed: Some(1.07),
+            pitch: Some(1.07),
+            matches: Vec::new(),
+            ..j
+        };
+        assert_eq!(
+            json_line(&fast),
+            r#"{"file":"c.wav","ms":1.5,"speed":1.07,"pitch":1.07,"matches":[]}"#
         );
     }
 }

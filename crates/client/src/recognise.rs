@@ -91,7 +91,7 @@ impl Fallbacks {
 }
 
 /// The score a fallback's match needs by default (see the module comment).
-pub const DEFAULT_FALLBACK_MIN_SCORE: f64 = 0.25;
+pub const DEFAULT_FALLBACK_MIN_SCORE: f64 = 0.30;
 
 /// One lookup the driver made.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -292,6 +292,46 @@ mod tests {
         assert!(agreement(&wrong.hashes, &original.hashes, 300) < 0.7);
     }
 
+    /// Notes of 0.2 s (three harmonics each) with every frequency times
+    /// `pitch`: the same tune pitched, its tempo kept.
+    fn tune(pitch: f64, seconds: f64) -> Vec<f32> {
+        let mut rng = auscout_testkit::Rng::new(7);
+        let notes: Vec<f64> = (0..(seconds / 0.2) as usize + 1)
+            .map(|_| 200.0 * 2f64.powf(rng.below(30) as f64 / 12.0))
+            .collect();
+        (0..(seconds * f64::from(RATE)) as usize)
+            .map(|i| {
+                let t = i as f64 / f64::from(RATE);
+                let f = notes[(t / 0.2) as usize] * pitch;
+                let tau = 2.0 * std::f64::consts::PI * f * t;
+                (0.5 * tau.sin() + 0.25 * (2.0 * tau).sin() + 0.12 * (3.0 * tau).sin()) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clip_pitched_a_semitone_with_its_tempo_kept_is_undone() {
+        let original = crate::fingerprint_samples(&tune(1.0, 6.0), RATE, &opts()).unwrap();
+        let clip = Clip::from_samples(&tune(1.059, 6.0), RATE, &opts()).unwrap();
+        let played = agreement(&clip.fingerprint().hashes, &original.hashes, 0);
+        let undone = clip
+            .fingerprint_warped(Warp {
+                pitch: 1.059,
+                tempo: 1.0,
+            })
+            .unwrap();
+        assert_eq!(undone.hashes.len(), clip.fingerprint().hashes.len());
+        let fixed = agreement(&undone.hashes, &original.hashes, 0);
+        eprintln!("bit agreement: as played {played:.3}, undone {fixed:.3}");
+        // Note changes dominate a tune's hashes, so even as played most bits
+        // agree; undoing the pitch halves the disagreement.
+        assert!(fixed > 0.88, "undone {fixed}");
+        assert!(
+            1.0 - fixed < 0.6 * (1.0 - played),
+            "as played {played}, undone {fixed}"
+        );
+    }
+
     #[test]
     fn warps_out_of_range_are_refused() {
         let x = audio::music(5, 2.0, RATE);

@@ -1,11 +1,12 @@
-//! `lookup`: fingerprint files and print the tracks they match.
+//! `lookup`: fingerprint files and print the tracks they match (with the
+//! client library's fallbacks for clips played at another speed or pitch).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use auscout_client::recognise::{recognise, Clip, Fallbacks, Warp};
 use auscout_client::store::{Access, LookupOptions};
 use auscout_fingerprint::audiohash::hop_length;
-use auscout_fingerprint::pipeline::fingerprint_file;
 
 use super::{files, for_each_file, hash_options, open, Fatal, FileError};
 use crate::args::LookupArgs;
@@ -33,15 +34,23 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
     let hop = hop_length(sr) as f64 / f64::from(sr);
     let times = Mutex::new(Vec::with_capacity(files.len()));
     let matched = Mutex::new(0usize);
+    let fallbacks = Fallbacks::default();
     if out.format == Format::Csv {
         out.result(LOOKUP_CSV_HEADER);
     }
     for_each_file(&files, out, |path| {
         let result = (|| -> Result<_, FileError> {
-            let fp = fingerprint_file(path, &hopts)?;
-            Ok(store.lookup(&fp.hashes, &fp.toggles, lopts)?)
+            let clip = Clip::open(path, &hopts)?;
+            // Server time of every lookup made, fallbacks included.
+            let mut elapsed = Duration::ZERO;
+            let found = recognise(&clip, &fallbacks, |fp, _| {
+                let (matches, took) = store.lookup(&fp.hashes, &fp.toggles, lopts)?;
+                elapsed += took;
+                Ok::<_, FileError>(matches)
+            })?;
+            Ok((found.matches, elapsed, found.warp))
         })();
-        let (matches, elapsed) = match result {
+        let (matches, elapsed, warp) = match result {
             Ok(r) => r,
             Err(e) => return out.file_error(path, &e.to_string()),
         };
@@ -70,6 +79,10 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
             Format::Json => json_line(&JsonLookup {
                 file: &shown,
                 ms,
+                // Only when a fallback found the match: the clip is the
+                // track played `speed` times fast and pitched by `pitch`.
+                speed: (warp != Warp::NONE).then_some(warp.tempo),
+                pitch: (warp != Warp::NONE).then_some(warp.pitch),
                 matches: matches
                     .iter()
                     .map(|m| JsonMatch {
