@@ -1,7 +1,7 @@
 //! Offline accuracy harness: fingerprint the bench corpus, index it in an
 //! in-memory `auscout_core::Index` (the module's own engine),
 //! look up every clip of a query manifest and write the `results.csv` that
-//! `shared/bench/score.py` scores — no Redis involved, so matcher changes are
+//! `bench/score.py` scores — no Redis involved, so matcher changes are
 //! measured in seconds.
 //!
 //! ```text
@@ -353,7 +353,7 @@ fn run() -> Result<(), String> {
     }
     if args.score {
         let status = Command::new("python3")
-            .arg("/work/shared/bench/score.py")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/score.py"))
             .arg(&args.queries)
             .arg(&args.out)
             .status()
