@@ -78,6 +78,22 @@ pub struct Connection {
     /// Spread the index over N keys KEY{0}..KEY{N-1} (remembered in KEY{meta})
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub shards: Option<u32>,
+    /// Where lookups go: `replicas` sends them to replicas in sync (a
+    /// cluster's, or those of one server: --replica, else those it lists),
+    /// falling back to the primary
+    #[arg(long, value_enum, default_value_t = ReadFrom::Primary)]
+    pub read_from: ReadFrom,
+    /// A replica of the server (not of a cluster) for lookups, HOST:PORT;
+    /// may be repeated; implies --read-from replicas
+    #[arg(long = "replica", value_name = "HOST:PORT")]
+    pub replicas: Vec<String>,
+}
+
+/// `--read-from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFrom {
+    Primary,
+    Replicas,
 }
 
 /// The index.

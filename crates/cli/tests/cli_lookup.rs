@@ -506,3 +506,103 @@ fn sharded_index_on_one_server() {
     ok(client(&["del", "-u", &url, "-k", "big", "-i", &id]));
     assert_eq!(count(&url, "big"), 3);
 }
+
+/// Lookups served by the module on `server` so far.
+fn lookups_served(server: &Server) -> u64 {
+    common::info_field(&mut server.conn(), "auscout", "auscout_lookups")
+        .and_then(|v| v.parse().ok())
+        .expect("INFO auscout")
+}
+
+/// `lookup --json` of every clip in `clips`: (file, matches) sorted by file.
+fn lookup_json(args: &[&str], clips: &Path) -> Vec<(String, Value)> {
+    let mut all = vec!["lookup", "--json", "--quiet"];
+    all.extend_from_slice(args);
+    let clips = path_str(clips);
+    all.push(&clips);
+    let mut rows: Vec<(String, Value)> = stdout(&ok(client(&all)))
+        .lines()
+        .map(|l| {
+            let j: Value = serde_json::from_str(l).expect("json");
+            (
+                j["file"].as_str().expect("file").to_owned(),
+                j["matches"].clone(),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+#[test]
+fn lookups_read_from_a_replica() {
+    let primary = Server::builder()
+        .arg("--repl-diskless-sync-delay")
+        .arg("0")
+        .start();
+    let replica = Server::builder()
+        .arg("--replicaof")
+        .arg("127.0.0.1")
+        .arg(&primary.port.to_string())
+        .start();
+    let url = primary.url();
+    let lib = audio_dir();
+    let tracks = &TRACKS[..3];
+    let signals = write_library(lib.path(), tracks, 12.0);
+    add_json(&url, "songs", &[&path_str(lib.path())]);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut primary.conn())
+        .expect("WAIT");
+    assert_eq!(acked, 1);
+    let clips = audio_dir();
+    for t in tracks {
+        let clip = excerpt(&signals[t.name], t.rate, 3.0, 4.0);
+        write_wav(
+            &clips.path().join(format!("clip_{}.wav", t.name)),
+            &clip,
+            t.rate,
+            1,
+        );
+    }
+    let reference = lookup_json(&["-u", &url, "-k", "songs"], clips.path());
+    assert!(
+        reference.iter().all(|(_, m)| m[0]["descr"].is_string()),
+        "{reference:?}"
+    );
+
+    // Listed with --replica, or found through the primary's INFO replication.
+    let at = format!("127.0.0.1:{}", replica.port);
+    let on_primary = lookups_served(&primary);
+    for how in [
+        &["--replica", at.as_str()][..],
+        &["--read-from", "replicas"][..],
+    ] {
+        let before = lookups_served(&replica);
+        let mut args = vec!["-u", url.as_str(), "-k", "songs"];
+        args.extend_from_slice(how);
+        assert_eq!(lookup_json(&args, clips.path()), reference, "{how:?}");
+        assert_eq!(
+            lookups_served(&replica) - before,
+            tracks.len() as u64,
+            "{how:?}"
+        );
+    }
+    assert_eq!(lookups_served(&primary), on_primary);
+
+    // A replica address given with --cluster is refused in one line.
+    let out = client(&[
+        "lookup",
+        "--cluster",
+        "-u",
+        &url,
+        "-k",
+        "songs",
+        "--replica",
+        &at,
+        "x.wav",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("single primary"), "{}", stderr(&out));
+}

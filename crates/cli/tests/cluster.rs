@@ -348,6 +348,46 @@ fn sharded_index_on_a_cluster_matches_a_single_server_survives_resharding_and_fa
     let on_cluster = lookup(&conn, &root.join("clips"));
     assert_eq!(on_cluster, reference, "cluster and single server disagree");
 
+    // Read from the replicas: the same answers, given by the replicas.
+    let (masters, replicas): (Vec<u16>, Vec<u16>) = ports
+        .iter()
+        .partition(|&&p| replication(p).get("role").map(String::as_str) == Some("master"));
+    for &m in &masters {
+        wait_replica_caught_up(m);
+    }
+    let served = |ports: &[u16]| -> u64 {
+        ports
+            .iter()
+            .map(|&p| {
+                let info = cli(p, &["INFO", "auscout"]);
+                info.lines()
+                    .find_map(|l| l.trim().strip_prefix("auscout_lookups:"))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("INFO auscout")
+            })
+            .sum()
+    };
+    let (by_masters, by_replicas) = (served(&masters), served(&replicas));
+    let mut from_replicas = conn.to_vec();
+    from_replicas.extend(["--read-from", "replicas"]);
+    let on_replicas = lookup(&from_replicas, &root.join("clips"));
+    assert_eq!(
+        on_replicas, reference,
+        "replicas and the single server disagree"
+    );
+    // Every shard's lookup of every clip, all but a few (a replica slow to
+    // answer its check on a busy machine leaves one to its master) on replicas.
+    let total = (expect.len() * keys.len()) as u64;
+    let (m, r) = (
+        served(&masters) - by_masters,
+        served(&replicas) - by_replicas,
+    );
+    assert_eq!(m + r, total);
+    assert!(
+        r * 10 >= total * 9,
+        "replicas answered {r} of {total} lookups"
+    );
+
     // Reshard: move every slot of the master that owns the first shard to
     // another master (redis-cli MIGRATEs the index key: DUMP/RESTORE of the
     // type) while lookups keep running and keep answering right.

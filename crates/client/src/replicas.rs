@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,13 @@ struct Node {
     info: ConnectionInfo,
     pool: Mutex<Vec<redis::Connection>>,
     verdict: Mutex<Option<(Instant, bool)>>,
+    /// The last verdict, readable while a check holds `verdict`.
+    last: AtomicU8,
 }
+
+const UNKNOWN: u8 = 0;
+const USABLE: u8 = 1;
+const UNUSABLE: u8 = 2;
 
 impl Node {
     fn new(info: ConnectionInfo) -> Self {
@@ -75,6 +81,7 @@ impl Node {
             info,
             pool: Mutex::new(Vec::new()),
             verdict: Mutex::new(None),
+            last: AtomicU8::new(UNKNOWN),
         }
     }
 
@@ -263,15 +270,24 @@ impl Replicas {
     }
 
     /// The standing verdict on replica `r` of `group`, checked again when
-    /// it is older than the policy allows. While another thread checks it,
-    /// the replica is passed over rather than waited for (a check of a host
-    /// that does not answer takes the connect timeout).
+    /// it is older than the policy allows. While another thread checks it
+    /// again, the last verdict stands rather than being waited for (a check
+    /// of a host that does not answer takes the connect timeout); only the
+    /// very first check is waited for.
     fn usable(&self, group: &Group, r: usize) -> bool {
         let Some(node) = group.replicas.get(r) else {
             return false;
         };
-        let Ok(mut verdict) = node.verdict.try_lock() else {
-            return false;
+        let mut verdict = match node.verdict.try_lock() {
+            Ok(v) => v,
+            Err(_) => match node.last.load(Ordering::Relaxed) {
+                USABLE => return true,
+                UNUSABLE => return false,
+                _ => match node.verdict.lock() {
+                    Ok(v) => v,
+                    Err(_) => return false,
+                },
+            },
         };
         if let Some((at, ok)) = *verdict {
             if at.elapsed() < self.policy.recheck {
@@ -280,6 +296,8 @@ impl Replicas {
         }
         let ok = self.check(group, node);
         *verdict = Some((Instant::now(), ok));
+        node.last
+            .store(if ok { USABLE } else { UNUSABLE }, Ordering::Relaxed);
         ok
     }
 
@@ -315,6 +333,7 @@ impl Replicas {
             if let Ok(mut v) = node.verdict.lock() {
                 *v = Some((Instant::now(), false));
             }
+            node.last.store(UNUSABLE, Ordering::Relaxed);
         }
     }
 

@@ -17,7 +17,7 @@ use auscout_fingerprint::pipeline::{Fingerprint, HashOptions};
 use auscout_fingerprint::FingerprintError;
 use rayon::prelude::*;
 
-use crate::args::{Command, Connection, Files, Hashing, KeyArg, KeyedArgs, Toggles};
+use crate::args::{Command, Connection, Files, Hashing, KeyArg, KeyedArgs, ReadFrom, Toggles};
 use crate::output::Reporter;
 use crate::walk;
 
@@ -91,7 +91,12 @@ fn open(connection: &Connection, key: &KeyArg, access: Access) -> Result<Store, 
         &connection.server,
         connection.port,
         connection.cluster,
-    )?;
+    )?
+    .read_from(match connection.read_from {
+        ReadFrom::Primary => auscout_client::ReadFrom::Primary,
+        ReadFrom::Replicas => auscout_client::ReadFrom::Replicas,
+    })
+    .with_replicas(&connection.replicas)?;
     Ok(Store::open(endpoint, key, connection.shards, access)?)
 }
 
