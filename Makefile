@@ -1,7 +1,8 @@
 # auscout — the two commands:
 #   make run     build everything, then a redis-server with the module loaded (port 6379, data in ./data)
 #                and the HTTP service with its page (http://127.0.0.1:8080/); Ctrl-C stops both
-#   make test    every test: unit tests, integration tests against real redis-servers, end-to-end client tests
+#   make test    every test: unit tests, integration tests against real redis-servers, end-to-end client tests,
+#                and the engine's unit tests again with overflow checks (profile `checked`)
 # and:
 #   make build | make install [PREFIX=/usr/local] | make bench | make lint | make clean
 
@@ -39,6 +40,7 @@ run: build
 test: deps-test
 	$(CARGO) build --release --workspace
 	$(CARGO) test --workspace --release
+	$(CARGO) test -p auscout-core --lib --profile checked
 
 # Installs the module, the client, the HTTP service, auscout-run (both together)
 # and a redis.conf that loads the installed module.

@@ -4,6 +4,8 @@
 //! Exit status: 0 when everything worked, 1 when anything failed (a file, a
 //! path, the server), 2 for a usage error.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod commands;
 mod output;

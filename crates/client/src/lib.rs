@@ -6,6 +6,8 @@
 //! [`recognise`] looks a clip up with fallbacks for clips played at another
 //! speed, pitch or tempo.
 
+#![forbid(unsafe_code)]
+
 pub mod endpoint;
 pub mod error;
 pub mod recognise;

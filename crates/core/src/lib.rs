@@ -5,6 +5,10 @@
 //! - [`index`]: tracks and the inverted index hash → (track, frame).
 //! - [`matcher`]: time-aligned voting and bit-error-rate verification.
 
+// Unsafe code lives only in the modules that allow it (pool, prefetch,
+// verify), each block with its `// SAFETY:` argument.
+#![deny(unsafe_code)]
+
 pub mod defaults;
 pub mod index;
 pub mod matcher;

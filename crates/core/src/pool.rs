@@ -22,6 +22,8 @@
 //! (Redis) keeps control of how many threads exist: threads are started when
 //! first needed, at most [`MAX_THREADS`], and live as long as the process.
 
+#![allow(unsafe_code)]
+
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};

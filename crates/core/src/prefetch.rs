@@ -5,6 +5,8 @@
 //! as prefetches lets the CPU overlap their cache and TLB misses without
 //! holding its reorder window, which plain loads do (see `Postings::probe`).
 
+#![allow(unsafe_code)]
+
 /// Asks the CPU to bring the cache line holding `p` into L1. A hint only:
 /// it never faults, whatever the address, and does nothing on targets
 /// without the instruction.

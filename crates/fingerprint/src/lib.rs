@@ -5,6 +5,8 @@
 //! → [`audiohash`] (frame hashes + toggle masks, `docs/design.md`), driven by
 //! [`pipeline`], which streams: samples are hashed as they are decoded.
 
+#![forbid(unsafe_code)]
+
 pub mod audiohash;
 pub mod clip;
 pub mod decode;

@@ -9,6 +9,8 @@
 //! - [`audio`]: uploads → fingerprints, off the async threads, under a cap
 //! - [`state`]: what the handlers share; [`error`]: the JSON error type
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod audio;
 pub mod auth;

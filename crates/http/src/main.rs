@@ -1,5 +1,7 @@
 //! The `auscout-http` binary: flags, logging, signals; the service is the library.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 

@@ -7,6 +7,8 @@
 //! for it, small). Last, `auscout.setnextid key next_id`, so ids deleted before
 //! the rewrite are not handed out again after a replay.
 
+#![allow(unsafe_code)]
+
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_longlong};
 
@@ -26,7 +28,8 @@ pub unsafe fn rewrite(
     key: *mut raw::RedisModuleString,
     index: &Index,
 ) {
-    let Some(emit) = raw::RedisModule_EmitAOF else {
+    // SAFETY: API function pointers are written once, at module load.
+    let Some(emit) = (unsafe { raw::RedisModule_EmitAOF }) else {
         return;
     };
     let addtrack: &CStr = c"auscout.addtrack";
@@ -36,39 +39,50 @@ pub unsafe fn rewrite(
         let mut chunks = track.hashes.chunks(AOF_CHUNK_FRAMES);
         let Some(first) = chunks.next() else { continue };
         let bytes = encode_u32_be(first);
-        emit(
-            aof,
-            addtrack.as_ptr(),
-            c"sbbl".as_ptr(),
-            key,
-            bytes.as_ptr().cast::<c_char>(),
-            bytes.len(),
-            track.descr.as_ptr().cast::<c_char>(),
-            track.descr.len(),
-            track.id as c_longlong,
-        );
-        for chunk in chunks {
-            let bytes = encode_u32_be(chunk);
+        // SAFETY: `aof` and `key` are this callback's handles (the caller's
+        // contract); the format "sbbl" matches the arguments, each buffer
+        // valid for its length during the call.
+        unsafe {
             emit(
                 aof,
-                append.as_ptr(),
-                c"slb".as_ptr(),
+                addtrack.as_ptr(),
+                c"sbbl".as_ptr(),
                 key,
-                track.id as c_longlong,
                 bytes.as_ptr().cast::<c_char>(),
                 bytes.len(),
+                track.descr.as_ptr().cast::<c_char>(),
+                track.descr.len(),
+                track.id as c_longlong,
             );
+        }
+        for chunk in chunks {
+            let bytes = encode_u32_be(chunk);
+            // SAFETY: as above, format "slb".
+            unsafe {
+                emit(
+                    aof,
+                    append.as_ptr(),
+                    c"slb".as_ptr(),
+                    key,
+                    track.id as c_longlong,
+                    bytes.as_ptr().cast::<c_char>(),
+                    bytes.len(),
+                );
+            }
         }
     }
     // An empty index (only a legacy RDB can hold one) has no key to set the
     // counter on; it is simply not re-created.
     if index.track_count() > 0 {
-        emit(
-            aof,
-            setnextid.as_ptr(),
-            c"sl".as_ptr(),
-            key,
-            index.next_id() as c_longlong,
-        );
+        // SAFETY: as above, format "sl".
+        unsafe {
+            emit(
+                aof,
+                setnextid.as_ptr(),
+                c"sl".as_ptr(),
+                key,
+                index.next_id() as c_longlong,
+            );
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! memory accounting, `DEBUG DIGEST`, `COPY` and freeing. Each one is an
 //! `extern "C"` boundary and runs under [`guard::callback`].
 
+#![allow(unsafe_code)]
+
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_longlong, c_void};
 use std::ptr;
@@ -81,12 +83,16 @@ impl RdbWrite for IoWriter {
 
 /// Logs through the IO handle (goes to the server log with the key name).
 fn log_io(rdb: *mut raw::RedisModuleIO, level: &std::ffi::CStr, msg: &str) {
+    // SAFETY: the API function pointers are written once, when the module
+    // is loaded, before any callback can run; reading one is a plain load.
     let Some(log) = (unsafe { raw::RedisModule_LogIOError }) else {
         return;
     };
     let Ok(msg) = CString::new(msg.replace('\0', " ")) else {
         return;
     };
+    // SAFETY: `rdb` is the IO handle Redis passed to the running callback;
+    // the format is "%s" with one NUL-terminated string that outlives the call.
     unsafe { log(rdb, level.as_ptr(), c"%s".as_ptr(), msg.as_ptr()) };
 }
 
@@ -111,11 +117,14 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 /// # Safety
 /// `value` is a pointer this module handed to Redis (a boxed `IndexValue`).
 unsafe fn value_ref<'a>(value: *const c_void) -> Option<&'a IndexValue> {
+    // SAFETY: per the contract above, `value` is null or points to a live
+    // `IndexValue` that Redis keeps until it calls `free`.
     unsafe { value.cast::<IndexValue>().as_ref() }
 }
 
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     guard::callback("rdb_save", (), || {
+        // SAFETY: Redis passes the value it holds for the key being saved.
         if let Some(v) = unsafe { value_ref(value) } {
             rdb::save(&mut IoWriter(rdb), &v.index());
         }
@@ -128,7 +137,10 @@ unsafe extern "C" fn aof_rewrite(
     value: *mut c_void,
 ) {
     guard::callback("aof_rewrite", (), || {
+        // SAFETY: Redis passes the value of the key being rewritten, and
+        // `aof`/`key` are the handles of this callback, as `rewrite` needs.
         if let Some(v) = unsafe { value_ref(value) } {
+            // SAFETY: as above.
             unsafe { crate::aof::rewrite(aof, key, &v.index()) };
         }
     })
@@ -136,6 +148,7 @@ unsafe extern "C" fn aof_rewrite(
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     guard::callback("mem_usage", 0, || {
+        // SAFETY: Redis passes the value it holds for the key.
         unsafe { value_ref(value) }.map_or(0, |v| {
             std::mem::size_of::<IndexValue>() + v.index().mem_usage()
         })
@@ -144,9 +157,11 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     guard::callback("digest", (), || {
+        // SAFETY: Redis passes the value it holds for the key.
         let Some(v) = (unsafe { value_ref(value) }) else {
             return;
         };
+        // SAFETY: API function pointers, written once at module load.
         let (Some(add_ll), Some(add_buf), Some(end)) = (unsafe {
             (
                 raw::RedisModule_DigestAddLongLong,
@@ -159,6 +174,8 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
         let index = v.index();
         for track in index.tracks_from(1) {
             let bytes = encode_u32_be(track.hashes);
+            // SAFETY: `md` is this callback's digest handle; the buffers are
+            // valid for the lengths given for the duration of each call.
             unsafe {
                 add_ll(md, track.id as c_longlong);
                 add_buf(md, track.descr.as_ptr().cast::<c_char>(), track.descr.len());
@@ -166,6 +183,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
                 end(md);
             }
         }
+        // SAFETY: `md` is this callback's digest handle.
         unsafe {
             add_ll(md, index.next_id() as c_longlong);
             end(md);
@@ -177,6 +195,8 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 unsafe extern "C" fn free(value: *mut c_void) {
     guard::callback("free", (), || {
         if !value.is_null() {
+            // SAFETY: a non-null value is the `Box<IndexValue>` this module
+            // leaked to Redis (rdb_load, copy, set_value); Redis frees it once.
             dropper::drop_value(unsafe { Box::from_raw(value.cast::<IndexValue>()) });
         }
     })
@@ -184,6 +204,7 @@ unsafe extern "C" fn free(value: *mut c_void) {
 
 unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
     guard::callback("free_effort", 0, || {
+        // SAFETY: Redis passes the value it is about to free.
         unsafe { value_ref(value) }.map_or(0, |v| {
             let i = v.index();
             usize::try_from(i.track_count() + i.frame_count() / FRAMES_PER_EFFORT_UNIT)
@@ -198,6 +219,7 @@ unsafe extern "C" fn copy(
     value: *const c_void,
 ) -> *mut c_void {
     guard::callback("copy", ptr::null_mut(), || {
+        // SAFETY: Redis passes the value of the key being copied.
         unsafe { value_ref(value) }.map_or(ptr::null_mut(), |v| {
             Box::into_raw(Box::new(v.clone())).cast::<c_void>()
         })

@@ -10,6 +10,10 @@
 //! - [`guard`]: keeps panics from unwinding into Redis; [`dropper`]: frees
 //!   big indexes off the main thread.
 
+// Unsafe code (the raw module API) lives only in the modules that allow it
+// (aof, datatype, offload), each block with its `// SAFETY:` argument.
+#![deny(unsafe_code)]
+
 mod aof;
 mod args;
 mod commands;

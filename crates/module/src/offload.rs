@@ -16,6 +16,8 @@
 //! the replication stream, a module's `RM_Call`, while loading — gets its
 //! lookup inline, as does every lookup with `auscout.threads 1`.
 
+#![allow(unsafe_code)]
+
 use std::os::raw::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,6 +115,7 @@ pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
     let (Some(block), Some(unblock)) = (
         // SAFETY: reading function pointers Redis filled in at module load.
         unsafe { raw::RedisModule_BlockClient },
+        // SAFETY: as above.
         unsafe { raw::RedisModule_UnblockClient },
     ) else {
         let index = value::read(&request.index);

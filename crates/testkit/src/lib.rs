@@ -6,6 +6,8 @@
 //! - [`audio`]: synthetic music, distortions of excerpts, WAV and FLAC writers.
 //! - [`workload`]: the random tracks and queries of the server benchmarks.
 
+#![forbid(unsafe_code)]
+
 pub mod audio;
 mod rng;
 pub mod server;

@@ -6,6 +6,8 @@
 //! the best offset within [`STEP`] of its neighbour's, starting from the block
 //! where the votes agreed and walking outwards in both directions.
 
+#![allow(unsafe_code)]
+
 /// Frames per verification block.
 pub(super) const BLOCK: usize = 32;
 /// How far a block's offset may move from its neighbour's.
