@@ -44,6 +44,23 @@ pub struct Config {
     #[arg(long, env = "AUSCOUT_SHARDS")]
     pub shards: Option<u32>,
 
+    /// Where lookups go: `replicas` sends them to replicas in sync (a
+    /// cluster's, or those of one server: --replica, else those it lists),
+    /// falling back to the primary. Writes always go to the primary.
+    #[arg(long, env = "AUSCOUT_READ_FROM", value_enum, default_value_t = ReadFrom::Primary)]
+    pub read_from: ReadFrom,
+
+    /// A replica of the server (not of a cluster) for lookups, HOST:PORT;
+    /// may be repeated (comma separated in the env var); implies
+    /// --read-from replicas.
+    #[arg(
+        long = "replica",
+        env = "AUSCOUT_REPLICAS",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub replicas: Vec<String>,
+
     /// The index a request uses when it names none (`?key=`).
     #[arg(short = 'k', long, env = "AUSCOUT_KEY", default_value = "auscout")]
     pub key: String,
@@ -79,6 +96,13 @@ pub struct Config {
     /// Most seconds of an upload used for a lookup (a long recording is cut).
     #[arg(long, env = "AUSCOUT_MAX_LOOKUP_SECONDS", default_value_t = 60.0)]
     pub max_lookup_seconds: f64,
+}
+
+/// `--read-from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFrom {
+    Primary,
+    Replicas,
 }
 
 impl Config {

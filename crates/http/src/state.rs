@@ -13,7 +13,7 @@ use auscout_client::store::{Access, Endpoint, Store};
 use auscout_client::ClientError;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
+use crate::config::{Config, ReadFrom};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -48,6 +48,12 @@ impl AppState {
             config.port,
             config.cluster,
         )
+        .map_err(|e| e.to_string())?
+        .read_from(match config.read_from {
+            ReadFrom::Primary => auscout_client::ReadFrom::Primary,
+            ReadFrom::Replicas => auscout_client::ReadFrom::Replicas,
+        })
+        .with_replicas(&config.replicas)
         .map_err(|e| e.to_string())?;
         Ok(AppState {
             cpu: Arc::new(Semaphore::new(config.workers())),

@@ -439,3 +439,45 @@ fn bad_flags_are_refused_with_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--body-limit"), "{err}");
 }
+
+/// `auscout_lookups` of a server's `INFO auscout`.
+fn lookups_served(server: &Server) -> u64 {
+    auscout_testkit::server::info_field(&mut server.conn(), "auscout", "auscout_lookups")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn lookups_can_read_from_a_replica() {
+    let primary = Server::builder()
+        .arg("--repl-diskless-sync-delay")
+        .arg("0")
+        .start();
+    let replica = Server::builder()
+        .arg("--replicaof")
+        .arg("127.0.0.1")
+        .arg(&primary.port.to_string())
+        .start();
+    let at = format!("127.0.0.1:{}", replica.port);
+    let service = Service::start(primary.port, &["--replica", &at]);
+    let f = fixtures();
+    add_tracks(&service, None);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut primary.conn())
+        .expect("WAIT");
+    assert_eq!(acked, 1);
+    let (on_primary, on_replica) = (lookups_served(&primary), lookups_served(&replica));
+    for _ in 0..3 {
+        let r = post(
+            &service.url("/v1/lookup"),
+            "audio/wav",
+            &f.bytes("clip.wav"),
+            None,
+        );
+        assert_found(&r, "track1.wav", "via the replica");
+    }
+    assert_eq!(lookups_served(&replica) - on_replica, 3);
+    assert_eq!(lookups_served(&primary), on_primary);
+}
