@@ -382,10 +382,13 @@ fn sharded_index_on_a_cluster_matches_a_single_server_survives_resharding_and_fa
         served(&masters) - by_masters,
         served(&replicas) - by_replicas,
     );
-    assert_eq!(m + r, total);
+    // At least one lookup per clip and shard; a clip the first lookup does
+    // not find makes one more per fallback.
+    assert!(m + r >= total, "{m} + {r} lookups for {total}");
     assert!(
-        r * 10 >= total * 9,
-        "replicas answered {r} of {total} lookups"
+        r * 10 >= (m + r) * 9,
+        "replicas answered {r} of {} lookups",
+        m + r
     );
 
     // Reshard: move every slot of the master that owns the first shard to
