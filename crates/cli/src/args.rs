@@ -43,6 +43,14 @@ pub enum Command {
         auscoutclient lookup -k music clip.mp3\n  \
         auscoutclient lookup -k music clips/ --csv > results.csv")]
     Lookup(LookupArgs),
+    /// What played when: follow recordings, directories or standard input
+    /// and print every excerpt of an indexed track with its times
+    #[command(after_help = "Examples:\n  \
+        auscoutclient monitor -k music show.mp3\n  \
+        auscoutclient monitor -k music recordings/ --csv > airplay.csv\n  \
+        ffmpeg -i stream.m3u8 -f s16le -ac 1 -ar 16000 - | auscoutclient monitor -k music --raw s16le:16000:1 -\n  \
+        arecord -f cd | auscoutclient monitor -k music --json -")]
+    Monitor(MonitorArgs),
     /// Fingerprint files and print the hashes (no Redis)
     #[command(after_help = "Example:\n  auscoutclient hash --json song.flac")]
     Hash(HashCmdArgs),
@@ -56,7 +64,8 @@ pub enum Command {
 
 impl Command {
     /// Every subcommand's name, for [`reorder_args`].
-    const NAMES: &'static [&'static str] = &["add", "del", "lookup", "hash", "count", "size"];
+    const NAMES: &'static [&'static str] =
+        &["add", "del", "lookup", "monitor", "hash", "count", "size"];
 }
 
 /// Where the server is.
@@ -234,6 +243,36 @@ pub struct LookupArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Recordings: audio files, directories (walked recursively), or - for
+    /// standard input (any container the client decodes, or raw PCM with --raw)
+    pub sources: Vec<String>,
+    /// Standard input is raw PCM: FORMAT:RATE[:CHANNELS], FORMAT one of u8,
+    /// s16le, s16be, s24le, s32le, f32le (e.g. s16le:44100:2)
+    #[arg(long, value_name = "FORMAT:RATE[:CHANNELS]")]
+    pub raw: Option<String>,
+    /// Dropouts shorter than this many seconds do not split a segment
+    #[arg(long, default_value_t = 2.0)]
+    pub gap: f64,
+    /// Seconds of audio per lookup
+    #[arg(long, default_value_t = 4.0)]
+    pub window: f64,
+    /// Lookup threshold in [0, 1] (default: the server's)
+    #[arg(short, long)]
+    pub threshold: Option<f64>,
+    /// Sample rate the audio is hashed at (Hz); must be the one the index was built with
+    #[arg(long, default_value_t = defaults::SAMPLE_RATE,
+          value_parser = clap::value_parser!(u32).range(i64::from(defaults::SAMPLE_RATE)..))]
+    pub sr: u32,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct HashCmdArgs {
     #[command(flatten)]
     pub files: Files,
@@ -263,6 +302,7 @@ impl Command {
             Command::Add(a) => &a.output,
             Command::Del(a) => &a.output,
             Command::Lookup(a) => &a.output,
+            Command::Monitor(a) => &a.output,
             Command::Hash(a) => &a.output,
             Command::Count(a) | Command::Size(a) => &a.output,
         }
@@ -298,6 +338,9 @@ const VALUE_OPTIONS: &[&str] = &[
     "--dir",
     "-j",
     "--jobs",
+    "--raw",
+    "--gap",
+    "--window",
 ];
 
 /// Puts the command first, as clap wants it, whichever way the original

@@ -71,6 +71,16 @@ impl Decoder {
         Self::from_source(Box::new(file), extension)
     }
 
+    /// Decodes a stream that cannot seek (standard input, an HTTP body): the
+    /// container is probed from what is read ahead, never by seeking back.
+    pub fn from_reader<R: std::io::Read + Send + Sync + 'static>(
+        reader: R,
+        extension: Option<&str>,
+    ) -> Result<Self, FingerprintError> {
+        let source = symphonia::core::io::ReadOnlySource::new(reader);
+        Self::from_source(Box::new(source), extension)
+    }
+
     /// Decodes from any seekable or unseekable source (a file, a `Cursor` over bytes, …).
     pub fn from_source(
         mut source: Box<dyn MediaSource>,

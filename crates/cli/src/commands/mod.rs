@@ -7,6 +7,7 @@ mod add;
 mod del;
 mod hash;
 mod lookup;
+mod monitor;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,7 @@ pub fn run(command: &Command, out: &Reporter) -> Result<(), Fatal> {
         Command::Hash(args) => hash::run(args, out),
         Command::Add(args) => add::run(args, out),
         Command::Lookup(args) => lookup::run(args, out),
+        Command::Monitor(args) => monitor::run(args, out),
         Command::Del(args) => del::run(args, out),
         Command::Count(args) => print_number(args, out, Store::count),
         Command::Size(args) => print_number(args, out, Store::size),
