@@ -2,7 +2,8 @@
 #   make run     build everything, then a redis-server with the module loaded (port 6379, data in ./data)
 #                and the HTTP service with its page (http://127.0.0.1:8080/); Ctrl-C stops both
 #   make test    every test: unit tests, integration tests against real redis-servers, end-to-end client tests,
-#                and the engine's unit tests again with overflow checks (profile `checked`)
+#                and, in profile `checked` (overflow checks), the engine's unit tests again and the
+#                module's panic-safety test (faults injected into writes)
 # and:
 #   make build | make install [PREFIX=/usr/local] | make bench | make lint | make clean
 
@@ -40,7 +41,8 @@ run: build
 test: deps-test
 	$(CARGO) build --release --workspace
 	$(CARGO) test --workspace --release
-	$(CARGO) test -p auscout-core --lib --profile checked
+	$(CARGO) test -p auscout-core --lib --profile checked --features fault-injection
+	$(CARGO) test -p auscout-module --profile checked --features fault-injection --test panic_safety
 
 # Installs the module, the client, the HTTP service, auscout-run (both together)
 # and a redis.conf that loads the installed module.

@@ -30,6 +30,7 @@ mod dir_entry;
 mod memsize;
 mod postings;
 mod ref_map;
+mod rollback;
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,7 @@ use crate::prefetch::prefetch;
 use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
 use ref_map::RefMap;
+use rollback::Undo;
 
 /// A track id: positive, unique within an index, never reused. Ids written by
 /// the C++ module are large 64-bit values and are kept as they are.
@@ -115,6 +117,8 @@ pub struct Index {
     postings: Postings,
     frames: u64,
     next_id: TrackId,
+    /// A write panicked and its roll back failed (see `rollback`).
+    damaged: bool,
     /// Whole-postings rebuilds since creation (tests: growth never causes one).
     #[cfg(test)]
     rebuilds: u32,
@@ -246,6 +250,7 @@ impl Index {
             postings: Postings::default(),
             frames: 0,
             next_id: 1,
+            damaged: false,
             #[cfg(test)]
             rebuilds: 0,
         }
@@ -350,7 +355,8 @@ impl Index {
     }
 
     /// Adds a track. `id = None` takes the next free id; an explicit id that
-    /// exists is an error and changes nothing. Returns the id.
+    /// exists is an error and changes nothing. Returns the id. Like every
+    /// write, a panic half-way leaves the index as it was (see `rollback`).
     pub fn insert(
         &mut self,
         id: Option<TrackId>,
@@ -358,18 +364,30 @@ impl Index {
         hashes: &[u32],
     ) -> Result<TrackId, IndexError> {
         let id = self.check_new(id, hashes.len())?;
-        let base = self.reserve(hashes.len())?;
-        let entries = postings_of(None, hashes, base);
-        // The track is in place before its postings: merges may look up
-        // the hashes of any live ref.
-        self.push_slot(id, base, descr, hashes.to_vec());
-        self.add_postings(&entries);
-        Ok(id)
+        self.undoable(Undo::Drop { id }, |ix, _| {
+            let base = ix.reserve(hashes.len())?;
+            let entries = postings_of(None, hashes, base);
+            // The track is in place before its postings: merges may look up
+            // the hashes of any live ref.
+            ix.push_slot(id, base, descr, hashes.to_vec());
+            crate::fault_point!("insert: track in place, no postings yet");
+            ix.add_postings(&entries);
+            Ok(id)
+        })
     }
 
     /// Appends frames to an existing track (AOF rewrite emits big tracks in
     /// chunks). Returns the track's frame count afterwards.
     pub fn append(&mut self, id: TrackId, hashes: &[u32]) -> Result<u64, IndexError> {
+        self.undoable(Undo::Nothing, |ix, undo| ix.append_steps(id, hashes, undo))
+    }
+
+    fn append_steps(
+        &mut self,
+        id: TrackId,
+        hashes: &[u32],
+        undo: &mut Undo,
+    ) -> Result<u64, IndexError> {
         let s = self.slot_of(id)?;
         let Some(slot) = self.slots.get(s) else {
             return Err(IndexError::NoSuchTrack(id));
@@ -385,6 +403,7 @@ impl Index {
         let at_top = slot.base as usize + old_len == self.next_base as usize;
         if at_top && (self.ref_limit - self.next_base) as usize >= hashes.len() {
             // The last range grows in place: only the new frames get postings.
+            *undo = Undo::Truncate { id, len: old_len };
             let base = slot.base;
             let prev = slot.hashes.last().copied();
             self.next_base += hashes.len() as u32;
@@ -393,10 +412,17 @@ impl Index {
                 slot.hashes.extend_from_slice(hashes);
             }
             self.frames += hashes.len() as u64;
+            crate::fault_point!("append: frames in place, no postings yet");
             self.add_postings(&postings_of(prev, hashes, base + old_len as u32));
         } else {
             // Move the track to a fresh range at the top.
+            *undo = Undo::Restore {
+                id,
+                descr: slot.descr.clone(),
+                hashes: slot.hashes.clone(),
+            };
             let (descr, mut all) = self.retire(id, s);
+            crate::fault_point!("append: track retired, not yet moved");
             all.extend_from_slice(hashes);
             let base = self.reserve(all.len())?;
             let entries = postings_of(None, &all, base);
@@ -412,17 +438,28 @@ impl Index {
         let slots = &self.slots;
         let hashes_of = |refs: &[u32], out: &mut Vec<u64>| hashes_at(slots, refs, out);
         self.postings.add(entries, &hashes_of);
+        crate::fault_point!("postings added, merges not yet done");
         self.postings.work(entries.len() as u64, &hashes_of);
     }
 
     /// Removes a track; returns the number of frames it had.
     pub fn remove(&mut self, id: TrackId) -> Result<u64, IndexError> {
-        let s = self.slot_of(id)?;
-        let (_, hashes) = self.retire(id, s);
-        let slots = &self.slots;
-        self.postings
-            .work(0, &|refs, out| hashes_at(slots, refs, out));
-        Ok(hashes.len() as u64)
+        self.undoable(Undo::Nothing, |ix, undo| {
+            let s = ix.slot_of(id)?;
+            if let Some(slot) = ix.slots.get(s) {
+                *undo = Undo::Restore {
+                    id,
+                    descr: slot.descr.clone(),
+                    hashes: slot.hashes.clone(),
+                };
+            }
+            let (_, hashes) = ix.retire(id, s);
+            crate::fault_point!("remove: track retired, merges not yet done");
+            let slots = &ix.slots;
+            ix.postings
+                .work(0, &|refs, out| hashes_at(slots, refs, out));
+            Ok(hashes.len() as u64)
+        })
     }
 
     /// Turns slot `s` (track `id`) into a tombstone, its refs dead; returns
@@ -480,6 +517,7 @@ impl Index {
         }
         // Drop the old postings first: the peak holds one copy, not two.
         self.postings = Postings::default();
+        crate::fault_point!("rebuild: old postings dropped");
         let live: u64 = self.slots.iter().map(|s| count_runs(&s.hashes)).sum();
         let slots = &self.slots;
         self.postings = Postings::build(addr_bits_for(live), &|emit| {

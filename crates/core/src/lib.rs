@@ -10,11 +10,23 @@
 #![deny(unsafe_code)]
 
 pub mod defaults;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod fault;
 pub mod index;
 pub mod matcher;
 pub mod pool;
 mod prefetch;
 pub mod wire;
+
+/// A fault point of the panic-safety tests (see `fault`); nothing in
+/// builds without them.
+macro_rules! fault_point {
+    ($name:expr) => {
+        #[cfg(any(test, feature = "fault-injection"))]
+        $crate::fault::point($name);
+    };
+}
+pub(crate) use fault_point;
 
 pub use index::{Index, IndexError, IndexStats, TrackId, TrackView};
 pub use matcher::{LookupError, LookupParams, Match};

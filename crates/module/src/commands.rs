@@ -18,12 +18,29 @@ type CmdResult = Result<RedisValue, CmdError>;
 pub const LIST_DEFAULT_COUNT: u64 = 100;
 pub const LIST_MAX_COUNT: u64 = 10_000;
 
+/// The index in `key`, if any. An index a failed roll back left damaged
+/// (see `auscout_core::index::rollback`) is refused until it is deleted.
 fn read_index(key: &RedisKey) -> Result<Option<&IndexValue>, CmdError> {
-    key.get_value::<IndexValue>(&AUSCOUT_TYPE)
-        .map_err(|_| CmdError::WrongType)
+    let value = key
+        .get_value::<IndexValue>(&AUSCOUT_TYPE)
+        .map_err(|_| CmdError::WrongType)?;
+    match value {
+        Some(v) if v.is_damaged() => Err(CmdError::Damaged),
+        other => Ok(other),
+    }
 }
 
+/// [`read_index`] for writing.
 fn write_index(key: &RedisKeyWritable) -> Result<Option<&mut IndexValue>, CmdError> {
+    let value = any_index(key)?;
+    match value {
+        Some(v) if v.is_damaged() => Err(CmdError::Damaged),
+        other => Ok(other),
+    }
+}
+
+/// The index in `key`, damaged or not (for deleting it).
+fn any_index(key: &RedisKeyWritable) -> Result<Option<&mut IndexValue>, CmdError> {
     key.get_value::<IndexValue>(&AUSCOUT_TYPE)
         .map_err(|_| CmdError::WrongType)
 }
@@ -280,7 +297,7 @@ pub fn delkey(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
         return Err(CmdError::WrongArity);
     };
     let key = ctx.open_key_writable(key_name);
-    write_index(&key)?.ok_or(CmdError::NoSuchKey)?;
+    any_index(&key)?.ok_or(CmdError::NoSuchKey)?;
     key.unlink()
         .map_err(|e| CmdError::Internal(e.to_string()))?;
     ctx.notify_keyspace_event(NotifyEvent::GENERIC, "del", key_name);

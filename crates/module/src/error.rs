@@ -30,6 +30,10 @@ pub enum CmdError {
     /// A bug caught by the panic guard: the command did nothing it could not undo.
     #[error("ERR internal error in auscout: {0}")]
     Internal(String),
+    /// A write panicked and could not be undone: the index refuses every
+    /// command but deletion.
+    #[error("ERR this index was damaged by an internal error; delete the key and rebuild it")]
+    Damaged,
 }
 
 impl CmdError {

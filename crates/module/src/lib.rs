@@ -21,6 +21,8 @@ mod config;
 mod datatype;
 mod dropper;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod guard;
 mod info;
 mod offload;
@@ -50,6 +52,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     ctx.set_module_options(ModuleOptions::HANDLE_IO_ERRORS);
     auscout_core::pool::set_thread_niceness(offload::THREAD_NICENESS);
     config::apply_to_engine();
+    #[cfg(feature = "fault-injection")]
+    if let Status::Err = fault::register(ctx) {
+        return Status::Err;
+    }
     Status::Ok
 }
 

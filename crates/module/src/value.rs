@@ -40,8 +40,9 @@ pub type SharedIndex = Arc<Locked>;
 
 /// The read lock of `shared` (waits while a write holds it or waits for it).
 /// A panic while the write lock was held (a bug: the command's guard turned
-/// it into an error reply) poisons the lock; the index is used as that
-/// command left it, as it would be without a lock.
+/// it into an error reply) poisons the lock; the index rolled the write
+/// back before the panic went on (or says it is damaged, and the commands
+/// refuse it), so the lock's poison carries no news.
 pub fn read(shared: &Locked) -> RwLockReadGuard<'_, Index> {
     shared.lock.read().unwrap_or_else(|e| e.into_inner())
 }
@@ -88,6 +89,11 @@ impl IndexValue {
     /// The index, read-locked (never waits on the main thread).
     pub fn index(&self) -> RwLockReadGuard<'_, Index> {
         read(&self.index)
+    }
+
+    /// Whether a write's roll back failed (the index must not be used).
+    pub fn is_damaged(&self) -> bool {
+        self.index().is_damaged()
     }
 
     /// Another handle on the index, for a lookup on a module thread.

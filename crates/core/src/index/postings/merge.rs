@@ -57,6 +57,7 @@ impl Postings {
         if let Some(new) = m.part {
             if let Some(upper) = m.upper {
                 self.split_route(p, u32::from(new.depth) - 1);
+                crate::fault_point!("merge: route split, half not yet installed");
                 self.parts.push(upper);
             }
             if let Some(slot) = self.parts.get_mut(p) {
