@@ -29,16 +29,20 @@
 mod dir_entry;
 mod memsize;
 mod postings;
+mod ref_lookup;
 mod ref_map;
 mod rollback;
+mod runs;
 
 use std::collections::BTreeMap;
 
 use crate::prefetch::prefetch;
 use memsize::alloc_size;
 use postings::{addr_bits_for, mix, Postings};
+use ref_lookup::{hashes_at, resolve_in};
 use ref_map::RefMap;
 use rollback::Undo;
+use runs::{count_runs, postings_of, run_starts};
 
 /// A track id: positive, unique within an index, never reused. Ids written by
 /// the C++ module are large 64-bit values and are kept as they are.
@@ -128,114 +132,6 @@ impl Default for Index {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Calls `f(frame, hash)` for the first frame of every run of equal hashes in
-/// `hashes`, whose frames are numbered from `start`; `prev` is the hash just
-/// before (a repeat across an append's join is not a new run).
-#[inline]
-fn run_starts(prev: Option<u32>, hashes: &[u32], start: u32, mut f: impl FnMut(u32, u32)) {
-    let mut prev = prev;
-    for (k, &h) in hashes.iter().enumerate() {
-        if prev != Some(h) {
-            f(start + k as u32, h);
-        }
-        prev = Some(h);
-    }
-}
-
-/// The postings (`mix(hash) << 32 | ref`) of `hashes`, whose frames have
-/// refs from `start`, `prev` the hash before them.
-fn postings_of(prev: Option<u32>, hashes: &[u32], start: u32) -> Vec<u64> {
-    let mut entries = Vec::with_capacity(hashes.len());
-    run_starts(prev, hashes, start, |r, h| {
-        entries.push((u64::from(mix(h)) << 32) | u64::from(r))
-    });
-    entries
-}
-
-/// The slot and frame of ref `r` in `slots` (tracks in base order, mapped
-/// by `map`), if a live track holds it.
-#[inline]
-fn resolve_in(slots: &[Slot], map: &RefMap, r: u32) -> Option<(u32, u32)> {
-    let (lo, hi) = map.candidates(r)?;
-    let below = slots.get(lo..hi.min(slots.len()))?;
-    let k = (lo + below.partition_point(|s| s.base <= r)).checked_sub(1)?;
-    let s = slots.get(k)?;
-    let pos = r - s.base;
-    ((pos as usize) < s.hashes.len()).then_some((k as u32, pos))
-}
-
-/// Appends `hash << 32 | ref` to `out` for every ref of `refs` that a live
-/// track holds, in no particular order (merges that re-address postings ask
-/// for whole partitions of random refs). Sorted first, the refs find their
-/// slots in one walk along the slots instead of a binary search each, and
-/// their hashes are read in address order, each chunk prefetched first.
-fn hashes_at(slots: &[Slot], refs: &[u32], out: &mut Vec<u64>) {
-    const CHUNK: usize = 32;
-    let mut sorted = refs.to_vec();
-    radix_sort(&mut sorted);
-    let mut k = 0usize;
-    let mut at = [(0u32, 0u32); CHUNK];
-    for chunk in sorted.chunks(CHUNK) {
-        let mut found = 0;
-        for &r in chunk {
-            while slots.get(k + 1).is_some_and(|s| s.base <= r) {
-                k += 1;
-            }
-            let Some(s) = slots.get(k) else { continue };
-            let pos = r.wrapping_sub(s.base);
-            if r >= s.base && (pos as usize) < s.hashes.len() {
-                prefetch(s.hashes.as_ptr().wrapping_add(pos as usize));
-                if let Some(a) = at.get_mut(found) {
-                    *a = (k as u32, r);
-                    found += 1;
-                }
-            }
-        }
-        for &(s, r) in at.iter().take(found) {
-            if let Some(slot) = slots.get(s as usize) {
-                if let Some(&h) = slot.hashes.get(r.wrapping_sub(slot.base) as usize) {
-                    out.push((u64::from(h) << 32) | u64::from(r));
-                }
-            }
-        }
-    }
-}
-
-/// Sorts `v` in four counting passes of one byte each (a byte all keys
-/// share is skipped).
-fn radix_sort(v: &mut Vec<u32>) {
-    let mut tmp = vec![0u32; v.len()];
-    for shift in [0, 8, 16, 24] {
-        let mut at = [0usize; 257];
-        for &x in v.iter() {
-            if let Some(c) = at.get_mut(((x >> shift) & 255) as usize + 1) {
-                *c += 1;
-            }
-        }
-        if at.contains(&v.len()) {
-            continue;
-        }
-        for b in 1..at.len() {
-            at[b] += at[b - 1];
-        }
-        for &x in v.iter() {
-            if let Some(c) = at.get_mut(((x >> shift) & 255) as usize) {
-                if let Some(t) = tmp.get_mut(*c) {
-                    *t = x;
-                }
-                *c += 1;
-            }
-        }
-        std::mem::swap(v, &mut tmp);
-    }
-}
-
-fn count_runs(hashes: &[u32]) -> u64 {
-    let mut n = 0;
-    run_starts(None, hashes, 0, |_, _| n += 1);
-    n
 }
 
 impl Index {

@@ -2,6 +2,7 @@
 //! whole rebuild.
 
 use super::*;
+use crate::index::ref_lookup::radix_sort;
 
 #[test]
 fn geometry_grows_and_shrinks_with_the_index() {
