@@ -1,13 +1,14 @@
 //! Uploaded audio: read from a raw body (with its `Content-Type`) or from a
 //! multipart form (field `audio`, plus text fields), then decoded and hashed
 //! with the fingerprint library on a blocking thread under the CPU cap.
+//! (A lookup's decode, hash and fallbacks run in its handler, under the
+//! same cap.)
 
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::time::Instant;
 
 use auscout_fingerprint::decode::Decoder;
-use auscout_fingerprint::pipeline::{fingerprint_samples, fingerprint_source, HashOptions};
+use auscout_fingerprint::pipeline::{fingerprint_source, HashOptions};
 use auscout_fingerprint::Fingerprint;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
@@ -132,45 +133,6 @@ fn hint_for_type(mime: &str) -> Option<String> {
     Some(ext.to_owned())
 }
 
-/// A fingerprint and what it took.
-pub struct Hashed {
-    pub fingerprint: Fingerprint,
-    /// Seconds of audio hashed.
-    pub seconds: f64,
-    pub decode_ms: f64,
-    pub hash_ms: f64,
-}
-
-/// Decodes (at most `max_seconds` of it) and hashes an upload for a
-/// lookup, timing the two apart; runs under the CPU cap.
-pub async fn hash_for_lookup(
-    state: &Shared,
-    upload: Upload,
-    opts: HashOptions,
-    max_seconds: f64,
-) -> Result<Hashed, ApiError> {
-    if upload.bytes.is_empty() {
-        return Err(ApiError::UnsupportedAudio("the upload is empty".into()));
-    }
-    // The permit moves into the work: a request that times out stops
-    // waiting, but its decode holds the permit until it really ends.
-    let permit = cpu_permit(state).await?;
-    blocking(move || {
-        let _permit = permit;
-        let started = Instant::now();
-        let (rate, mono) = decode_mono(upload.bytes, upload.hint.as_deref(), max_seconds)?;
-        let decoded = Instant::now();
-        let fingerprint = fingerprint_samples(&mono, rate, &opts)?;
-        Ok(Hashed {
-            seconds: mono.len() as f64 / f64::from(rate.max(1)),
-            fingerprint,
-            decode_ms: ms(decoded - started),
-            hash_ms: ms(decoded.elapsed()),
-        })
-    })
-    .await
-}
-
 /// Decodes and hashes a whole upload in one streaming pass (for adding a
 /// track: bounded memory whatever its length); runs under the CPU cap.
 pub async fn hash_whole(
@@ -195,7 +157,7 @@ pub async fn hash_whole(
 /// The first `max_seconds` of the audio as mono samples at its own rate.
 /// Stops at a change of sample rate (a chained stream): a lookup needs
 /// one stretch of audio, not all of it.
-fn decode_mono(
+pub fn decode_mono(
     bytes: Bytes,
     hint: Option<&str>,
     max_seconds: f64,
@@ -224,7 +186,7 @@ fn decode_mono(
     Ok((rate, mono))
 }
 
-async fn cpu_permit(state: &Shared) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+pub async fn cpu_permit(state: &Shared) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     state
         .cpu
         .clone()

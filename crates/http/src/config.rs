@@ -93,6 +93,12 @@ pub struct Config {
     #[arg(long, env = "AUSCOUT_REDIS_RETRY", default_value_t = 2.0)]
     pub redis_retry: f64,
 
+    /// Look a clip up as played only: no fallback lookups undoing a change
+    /// of speed or pitch when it matches nothing (faster for audio that
+    /// matches nothing, as a microphone in a quiet room).
+    #[arg(long, env = "AUSCOUT_NO_FALLBACKS")]
+    pub no_fallbacks: bool,
+
     /// Most seconds of an upload used for a lookup (a long recording is cut).
     #[arg(long, env = "AUSCOUT_MAX_LOOKUP_SECONDS", default_value_t = 60.0)]
     pub max_lookup_seconds: f64,

@@ -70,7 +70,24 @@ fn tracks_are_added_listed_found_and_deleted() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["matches"], serde_json::json!([]));
+    let none = r.json();
+    assert_eq!(none["matches"], serde_json::json!([]));
+    // Nothing as played, nor undone by any of the fallbacks' warps.
+    assert!(none["lookups"].as_u64().unwrap() > 1, "{none}");
+    assert!(none.get("speed").is_none(), "{none}");
+    // 7 % fast: found by a fallback, which says how it was changed.
+    let r = post(
+        &service.url("/v1/lookup"),
+        "audio/wav",
+        &f.bytes("clip-fast.wav"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let fast = r.json();
+    assert_eq!(fast["matches"][0]["descr"], "track1.wav", "{fast}");
+    let speed = fast["speed"].as_f64().expect("a speed");
+    assert!((speed - 1.07).abs() < 0.03, "{fast}");
+    assert!(fast["lookups"].as_u64().unwrap() > 1, "{fast}");
     // An index that does not exist matches nothing either.
     let r = post(
         &service.url("/v1/lookup?key=nothing-here"),
@@ -103,8 +120,8 @@ fn tracks_are_added_listed_found_and_deleted() {
     assert_eq!(stats["tracks"], 4);
     assert!(stats["frames"].as_u64().unwrap() > 4 * 2500, "{stats}");
     assert!(stats["memory_bytes"].as_u64().unwrap() > 10_000, "{stats}");
-    assert_eq!(stats["lookups_served"], 12);
-    assert_eq!(stats["lookups_matched"], 10);
+    assert_eq!(stats["lookups_served"], 13);
+    assert_eq!(stats["lookups_matched"], 11);
     assert_eq!(stats["api_key_required"], false);
 
     let gone = delete(&service.url(&format!("/v1/tracks/{}", ids[1])), None);

@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use auscout_client::recognise::{recognise, Clip, Fallbacks, Warp};
 use auscout_client::store::{Access, LookupOptions, TrackMatch};
 use auscout_fingerprint::pipeline::HashOptions;
 use axum::extract::{Query, Request, State};
 use axum::Json;
 use serde::Serialize;
 
-use crate::audio::{hash_for_lookup, ms, Upload};
+use crate::audio::{cpu_permit, decode_mono, ms, Upload};
 use crate::error::ApiError;
 use crate::params::{self, LookupParams};
 use crate::state::{blocking, Shared};
@@ -41,7 +42,29 @@ pub struct LookupReply {
     pub duration_s: f64,
     /// Frame hashes sent to the server.
     pub frames: usize,
+    /// When the clip was found only undone by a warp (see the client
+    /// library's fallbacks): its tempo relative to the track's (1.07: 7 %
+    /// fast) and its pitch; absent when found as played.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pitch: Option<f64>,
+    /// Lookups made: 1, or more when fallbacks were tried.
+    pub lookups: usize,
     pub timings_ms: Timings,
+}
+
+/// What the blocking part of a lookup found.
+struct Found {
+    matches: Vec<TrackMatch>,
+    warp: Warp,
+    lookups: usize,
+    hop: f64,
+    frames: usize,
+    seconds: f64,
+    decode: Duration,
+    hash: Duration,
+    lookup: Duration,
 }
 
 pub async fn lookup(
@@ -65,43 +88,71 @@ pub async fn lookup(
         max_toggle_bits: cap,
         ..HashOptions::default()
     };
-    let hashed = hash_for_lookup(&state, upload, opts, state.config.max_lookup_seconds).await?;
-    let fp = hashed.fingerprint;
-    let hop = fp.hop_seconds();
-    let frames = fp.hashes.len();
     let lopts = LookupOptions {
         threshold: p.threshold,
         limit: p.limit,
     };
-    let lookup_state = state.clone();
-    let (found, lookup_time) = blocking(move || {
-        lookup_fresh(
-            &lookup_state,
-            key.as_deref(),
-            &fp.hashes,
-            &fp.toggles,
-            lopts,
-        )
+    let fallbacks = if state.config.no_fallbacks {
+        Fallbacks::none()
+    } else {
+        Fallbacks::default()
+    };
+    let max_seconds = state.config.max_lookup_seconds;
+    // Decoding, hashing and the fallbacks' warps are CPU work: one permit
+    // covers them (and the lookups in between, a millisecond or two each).
+    let permit = cpu_permit(&state).await?;
+    let work_state = state.clone();
+    let found = blocking(move || {
+        let _permit = permit;
+        let started = Instant::now();
+        let (rate, mono) = decode_mono(upload.bytes, upload.hint.as_deref(), max_seconds)?;
+        let decoded = Instant::now();
+        let clip = Clip::from_samples(&mono, rate, &opts)?;
+        let hash = decoded.elapsed();
+        let mut lookup = Duration::ZERO;
+        let recognition = recognise(&clip, &fallbacks, |fp, _| {
+            let (matches, took) =
+                lookup_fresh(&work_state, key.as_deref(), &fp.hashes, &fp.toggles, lopts)?;
+            lookup += took;
+            Ok::<_, ApiError>(matches)
+        })?;
+        let fp = clip.fingerprint();
+        Ok(Found {
+            matches: recognition.matches,
+            warp: recognition.warp,
+            lookups: recognition.passes.len(),
+            hop: fp.hop_seconds(),
+            frames: fp.hashes.len(),
+            seconds: mono.len() as f64 / f64::from(rate.max(1)),
+            decode: decoded - started,
+            hash,
+            lookup,
+        })
     })
     .await?;
-    state.metrics.lookup(!found.is_empty());
+    state.metrics.lookup(!found.matches.is_empty());
+    let warped = found.warp != Warp::NONE;
     Ok(Json(LookupReply {
         key: p.key.unwrap_or_else(|| state.config.key.clone()),
         matches: found
+            .matches
             .into_iter()
             .map(|m| MatchOut {
-                offset_s: params::round3(m.position as f64 * hop),
+                offset_s: params::round3(m.position as f64 * found.hop),
                 descr: m.descr,
                 id: m.id,
                 score: params::round3(m.score),
             })
             .collect(),
-        duration_s: params::round3(hashed.seconds),
-        frames,
+        duration_s: params::round3(found.seconds),
+        frames: found.frames,
+        speed: warped.then_some(found.warp.tempo),
+        pitch: warped.then_some(found.warp.pitch),
+        lookups: found.lookups,
         timings_ms: Timings {
-            decode: hashed.decode_ms,
-            hash: hashed.hash_ms,
-            lookup: ms(lookup_time),
+            decode: ms(found.decode),
+            hash: ms(found.hash),
+            lookup: ms(found.lookup),
             total: ms(started.elapsed()),
         },
     }))

@@ -288,7 +288,8 @@ impl Fixtures {
 }
 
 /// Track `i` (seed `i`) as `track{i}.wav`; clips of track 1 from 12 s on,
-/// 5 s long, as WAV, MP3, Ogg/Opus, WebM/Opus and M4A/AAC; a clip of music
+/// 5 s long, as WAV, MP3, Ogg/Opus, WebM/Opus and M4A/AAC, and as WAV
+/// played 7 % fast; a clip of music
 /// that is in no track; a 0.2 s WAV; bytes that are no audio.
 pub fn fixtures() -> &'static Fixtures {
     static DIR: OnceLock<Fixtures> = OnceLock::new();
@@ -303,6 +304,10 @@ pub fn fixtures() -> &'static Fixtures {
         }
         let clip = audio::excerpt(&tracks[1], RATE, 12.0, 5.0);
         audio::write_wav(&dir.join("clip.wav"), &clip, RATE, 1);
+        // The clip played 7 % fast (a tape running fast): the same samples
+        // declared at a higher rate.
+        let fast_rate = (f64::from(RATE) * 1.07).round() as u32;
+        audio::write_wav(&dir.join("clip-fast.wav"), &clip, fast_rate, 1);
         let stranger = audio::music(999, 5.0, RATE);
         audio::write_wav(&dir.join("stranger.wav"), &stranger, RATE, 1);
         audio::write_wav(&dir.join("short.wav"), &clip[..RATE as usize / 5], RATE, 1);
