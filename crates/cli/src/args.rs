@@ -5,12 +5,15 @@
 //! before the command (`auscoutclient -k K add DIR`): [`reorder_args`] moves
 //! the command to the front before clap parses.
 
+mod index_tools;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use auscout_core::defaults;
 use auscout_fingerprint::audiohash::{DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS};
 use clap::{Args, Parser, Subcommand};
+pub use index_tools::{ExportArgs, ImportArgs, ListArgs, StatsArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +25,9 @@ use clap::{Args, Parser, Subcommand};
         auscoutclient lookup -k music clip1.mp3 clips/ --csv > results.csv\n  \
         auscoutclient del -k music -i 42\n  \
         auscoutclient hash --json song.flac\n  \
-        auscoutclient add --cluster -s 10.0.0.5 -p 7000 -k music ~/Music\n\n\
+        auscoutclient add --cluster -s 10.0.0.5 -p 7000 -k music ~/Music\n  \
+        auscoutclient list -k music\n  \
+        auscoutclient export music music.auscout\n\n\
         `auscoutclient <command> --help` lists a command's options."
 )]
 pub struct Cli {
@@ -60,12 +65,33 @@ pub enum Command {
     /// Print the number of frames in the index
     #[command(after_help = "Example:\n  auscoutclient size -k music")]
     Size(KeyedArgs),
+    /// List the tracks: id, frames, length, description
+    #[command(after_help = "Examples:\n  \
+        auscoutclient list -k music\n  \
+        auscoutclient list -k music --count 100 --cursor 301 --csv")]
+    List(ListArgs),
+    /// Show the index's statistics and the module's INFO section
+    #[command(after_help = "Example:\n  auscoutclient stats -k music --json")]
+    Stats(StatsArgs),
+    /// Write an index to a file (ids, descriptions, hashes) for import
+    #[command(after_help = "Examples:\n  \
+        auscoutclient export music music.auscout\n  \
+        auscoutclient export --cluster -p 7000 music music.auscout")]
+    Export(ExportArgs),
+    /// Create an index from a file export wrote; the ids stay the same
+    #[command(after_help = "Examples:\n  \
+        auscoutclient import music.auscout music\n  \
+        auscoutclient import --cluster -p 7000 music.auscout music\n  \
+        auscoutclient import --replace music.auscout music")]
+    Import(ImportArgs),
 }
 
 impl Command {
     /// Every subcommand's name, for [`reorder_args`].
-    const NAMES: &'static [&'static str] =
-        &["add", "del", "lookup", "monitor", "hash", "count", "size"];
+    const NAMES: &'static [&'static str] = &[
+        "add", "del", "lookup", "monitor", "hash", "count", "size", "list", "stats", "export",
+        "import",
+    ];
 }
 
 /// Where the server is.
@@ -305,6 +331,10 @@ impl Command {
             Command::Monitor(a) => &a.output,
             Command::Hash(a) => &a.output,
             Command::Count(a) | Command::Size(a) => &a.output,
+            Command::List(a) => &a.output,
+            Command::Stats(a) => &a.output,
+            Command::Export(a) => &a.output,
+            Command::Import(a) => &a.output,
         }
     }
 }

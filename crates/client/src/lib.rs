@@ -8,12 +8,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dump;
 pub mod endpoint;
 pub mod error;
 pub mod recognise;
 pub mod replicas;
 pub mod reply;
 pub mod shard;
+pub mod stats;
 pub mod store;
 mod topology;
 

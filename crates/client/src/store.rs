@@ -469,6 +469,17 @@ impl Store {
         Ok(all)
     }
 
+    /// One command with the store's retries (for the library's other
+    /// modules: statistics, export and import).
+    pub(crate) fn command(&self, cmd: &Cmd) -> Result<Value, ClientError> {
+        self.with_retries(|c| c.run(cmd))
+    }
+
+    /// Commands sent together (a pipeline), with the store's retries.
+    pub(crate) fn commands(&self, cmds: &[Cmd]) -> Result<Vec<Value>, ClientError> {
+        self.with_retries(|c| c.run_all(cmds))
+    }
+
     /// Runs `call` on a pooled connection, retrying transient failures on a
     /// fresh connection with backoff until the retry time has passed.
     fn with_retries<T>(

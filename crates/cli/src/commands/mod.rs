@@ -6,8 +6,11 @@
 mod add;
 mod del;
 mod hash;
+mod list;
 mod lookup;
 mod monitor;
+mod stats;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +54,10 @@ pub fn run(command: &Command, out: &Reporter) -> Result<(), Fatal> {
         Command::Del(args) => del::run(args, out),
         Command::Count(args) => print_number(args, out, Store::count),
         Command::Size(args) => print_number(args, out, Store::size),
+        Command::List(args) => list::run(args, out),
+        Command::Stats(args) => stats::run(args, out),
+        Command::Export(args) => transfer::export(args, out),
+        Command::Import(args) => transfer::import(args, out),
     }
 }
 
@@ -85,10 +92,25 @@ fn open(connection: &Connection, key: &KeyArg, access: Access) -> Result<Store, 
         .key
         .as_deref()
         .ok_or_else(|| Fatal("missing -k/--key: the index to use".to_owned()))?;
+    open_key(connection, key, access)
+}
+
+/// [`open`] for a key given as an argument.
+fn open_key(connection: &Connection, key: &str, access: Access) -> Result<Store, Fatal> {
     if key.is_empty() {
         return Err(Fatal("the key (-k) is empty".to_owned()));
     }
-    let endpoint = Endpoint::new(
+    Ok(Store::open(
+        endpoint(connection)?,
+        key,
+        connection.shards,
+        access,
+    )?)
+}
+
+/// Where the server is, as the connection options say.
+fn endpoint(connection: &Connection) -> Result<Endpoint, Fatal> {
+    Ok(Endpoint::new(
         connection.url.as_deref(),
         &connection.server,
         connection.port,
@@ -98,8 +120,7 @@ fn open(connection: &Connection, key: &KeyArg, access: Access) -> Result<Store, 
         ReadFrom::Primary => auscout_client::ReadFrom::Primary,
         ReadFrom::Replicas => auscout_client::ReadFrom::Replicas,
     })
-    .with_replicas(&connection.replicas)?;
-    Ok(Store::open(endpoint, key, connection.shards, access)?)
+    .with_replicas(&connection.replicas)?)
 }
 
 /// Walks the paths, reporting the missing ones; errors if none were given.
@@ -134,6 +155,21 @@ fn for_each_file(files: &[PathBuf], out: &Reporter, work: impl Fn(&Path) + Sync)
 
 /// Seconds of audio a fingerprint covers (for the speed summary).
 fn audio_seconds(fp: &Fingerprint) -> f64 {
-    let samples = (fp.hashes.len() + 1) * hop_length(fp.sr) + frame_length(fp.sr);
-    samples as f64 / f64::from(fp.sr)
+    seconds_of(fp.hashes.len() as u64, fp.sr)
+}
+
+/// Seconds of audio `frames` hashes cover at sample rate `sr`.
+fn seconds_of(frames: u64, sr: u32) -> f64 {
+    let hop = hop_length(sr) as f64;
+    ((frames + 1) as f64 * hop + frame_length(sr) as f64) / f64::from(sr)
+}
+
+/// Seconds of audio a stored track of `frames` hashes covers, hashed at
+/// the default sample rate (what `add` uses unless told otherwise).
+fn track_seconds(frames: u64) -> f64 {
+    if frames == 0 {
+        0.0
+    } else {
+        seconds_of(frames, auscout_core::defaults::SAMPLE_RATE)
+    }
 }
