@@ -187,7 +187,10 @@ fn stats_add_up_what_the_index_holds() {
     assert_eq!(j["info"]["auscout_indexes"], 1);
     assert_eq!(j["info"]["auscout_tracks"], count);
     let human = stdout(&ok(run(&["stats", "-u", &url, "-k", "music"])));
-    assert!(human.contains("tracks") && human.contains("bytes per frame"), "{human}");
+    assert!(
+        human.contains("tracks") && human.contains("bytes per frame"),
+        "{human}"
+    );
     assert!(human.contains("auscout_frames"), "{human}");
 }
 

@@ -1,8 +1,10 @@
-//! Issue 4: one logical index sharded over a local Redis Cluster (3 masters +
+//! One logical index sharded over a local Redis Cluster (3 masters +
 //! 3 replicas on loopback, each `redis-server --cluster-enabled yes
 //! --loadmodule …`), driven through the `auscoutclient` binary.
 //!
 //! - the same tracks on a single server and on the cluster give the same answers;
+//! - `export`/`import` carry an index from the single server to the cluster
+//!   and back unchanged, and the cluster's sharded index onto the server;
 //! - `redis-cli --cluster reshard` moves slots of one master (the slot of an
 //!   index shard among them) while lookups keep running and keep answering right;
 //! - a master is killed, its replica takes over, and count, size and lookups
@@ -172,10 +174,15 @@ fn corpus(dir: &Path) -> Expect {
 /// Looks up every clip: (clip file name, match, offset, score) rows sorted by
 /// clip, from `lookup --csv`.
 fn lookup(conn: &[&str], clips: &Path) -> Vec<Answer> {
+    lookup_in(conn, "songs", clips)
+}
+
+/// [`lookup`] in the index `key`.
+fn lookup_in(conn: &[&str], key: &str, clips: &Path) -> Vec<Answer> {
     let mut args = vec!["lookup"];
     args.extend_from_slice(conn);
     let clips = clips.to_string_lossy().into_owned();
-    args.extend_from_slice(&["-k", "songs", "--csv", "--quiet", &clips]);
+    args.extend_from_slice(&["-k", key, "--csv", "--quiet", &clips]);
     let mut rows: Vec<Answer> = support::csv_rows(&client(&args))
         .into_iter()
         .map(|r| {
@@ -255,6 +262,57 @@ fn owner_port(port: u16, key: &str) -> u16 {
         .and_then(|a| a.split(['@', ':']).nth(1))
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no master owns {key}"))
+}
+
+/// `export` and `import` between the single server and the cluster: the
+/// single server's index onto the cluster (one key there) and back, with
+/// the same digest (ids, descriptions, hashes, id counter) and, on the
+/// cluster, the same answers; the cluster's sharded index onto the single
+/// server with the same three shards and ids.
+fn export_import_round_trips(single: u16, cluster: &[&str], root: &Path, reference: &[Answer]) {
+    let file = |name: &str| root.join(name).to_string_lossy().into_owned();
+    let sp = single.to_string();
+    let with_cluster = |args: &[&str]| {
+        let mut all = vec![args[0]];
+        all.extend_from_slice(cluster);
+        all.extend_from_slice(&args[1..]);
+        client(&all)
+    };
+    client(&["export", "-p", &sp, "songs", &file("single.auscout")]);
+    with_cluster(&["import", &file("single.auscout"), "copy"]);
+    assert_eq!(
+        lookup_in(cluster, "copy", &root.join("clips")),
+        reference,
+        "the imported copy answers otherwise"
+    );
+    with_cluster(&["export", "copy", &file("copy.auscout")]);
+    client(&["import", "-p", &sp, &file("copy.auscout"), "back"]);
+    let digest = |key: &str| cli(single, &["DEBUG", "DIGEST-VALUE", key]);
+    assert_eq!(
+        digest("back"),
+        digest("songs"),
+        "single -> cluster -> single"
+    );
+    with_cluster(&["export", "songs", &file("sharded.auscout")]);
+    client(&["import", "-p", &sp, &file("sharded.auscout"), "sharded"]);
+    let on_single = client(&["list", "-p", &sp, "-k", "sharded", "--json"]);
+    assert_eq!(on_single, with_cluster(&["list", "-k", "songs", "--json"]));
+    assert_eq!(on_single.lines().count(), TRACKS);
+    assert_eq!(
+        cli(single, &["HGET", "sharded{meta}", "shards"]).trim(),
+        "3"
+    );
+    // The copy would only ride along through the resharding below.
+    cli(cluster_port(cluster), &["-c", "DEL", "copy"]);
+}
+
+/// The port in `--cluster -p PORT`.
+fn cluster_port(conn: &[&str]) -> u16 {
+    conn.iter()
+        .skip_while(|a| **a != "-p")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("-p PORT")
 }
 
 /// One scenario, one cluster (a failover on a second cluster would double the
@@ -347,6 +405,7 @@ fn sharded_index_on_a_cluster_matches_a_single_server_survives_resharding_and_fa
     assert_eq!(client_size(&entry), size.to_string());
     let on_cluster = lookup(&conn, &root.join("clips"));
     assert_eq!(on_cluster, reference, "cluster and single server disagree");
+    export_import_round_trips(single.port, &conn, root, &reference);
 
     // Read from the replicas: the same answers, given by the replicas.
     let (masters, replicas): (Vec<u16>, Vec<u16>) = ports
