@@ -112,16 +112,25 @@ fn a_primary_and_two_replicas_answer_alike_when_one_stops_or_lags() {
     )
     .expect("open");
     assert_eq!(reader.replica_count(), 2);
+    // Two rounds, further apart than a verdict stands: a replica that failed
+    // a check or a lookup once (a busy machine) is out of the rotation until
+    // its next check, and its lookups go to the other replica or the primary;
+    // nearly all go to the replicas, to both.
     assert_eq!(answers(&reader, &qs), reference);
-    // A replica that is slow to answer a check (a busy machine) leaves a
-    // lookup to the primary; nearly all go to the replicas, to both.
+    std::thread::sleep(POLICY.recheck * 2);
+    assert_eq!(answers(&reader, &qs), reference);
     let served: Vec<u64> = replicas.iter().flatten().map(lookups_served).collect();
+    let links: Vec<String> = replicas
+        .iter()
+        .flatten()
+        .map(|r| field(r, "replication", "master_link_status"))
+        .collect();
     assert!(
         served.iter().all(|&n| n > 0),
-        "both replicas serve: {served:?}"
+        "both replicas serve: {served:?}, links {links:?}"
     );
     assert!(
-        served.iter().sum::<u64>() >= qs.len() as u64 - 2,
+        served.iter().sum::<u64>() >= 2 * qs.len() as u64 - 4,
         "{served:?}"
     );
 
