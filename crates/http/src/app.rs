@@ -13,14 +13,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate};
+use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::routes::{lookup, page, status, tracks};
+use crate::routes::{lookup, monitor, page, status, tracks};
 use crate::state::Shared;
 
 /// Every route of the service.
@@ -34,6 +35,7 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/openapi.json", get(status::openapi))
         .route("/v1/lookup", post(lookup::lookup))
+        .route("/v1/monitor", post(monitor::monitor_recording))
         .route("/v1/stats", get(status::stats))
         .route("/v1/tracks", get(tracks::list).post(tracks::add))
         .route("/v1/tracks/{id}", get(tracks::get).delete(tracks::delete))
@@ -51,7 +53,11 @@ pub fn router(state: Shared) -> Router {
         }))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(cors(&config.cors_origins))
-        .layer(CompressionLayer::new())
+        // Streamed lines must reach the client as they are written, not
+        // when a compressor's buffer fills.
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new(monitor::NDJSON)),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -172,6 +172,7 @@ fn health_metrics_openapi_and_the_page() {
     assert_eq!(api["openapi"], "3.0.3");
     for (path, methods) in [
         ("/v1/lookup", &["post"][..]),
+        ("/v1/monitor", &["post"][..]),
         ("/v1/tracks", &["get", "post"][..]),
         ("/v1/tracks/{id}", &["get", "delete"][..]),
         ("/v1/stats", &["get"][..]),

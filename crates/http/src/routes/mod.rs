@@ -2,6 +2,7 @@
 //! state, the audio helpers and the client library.
 
 pub mod lookup;
+pub mod monitor;
 pub mod page;
 pub mod status;
 pub mod tracks;

@@ -328,7 +328,8 @@ pub fn fixtures() -> &'static Fixtures {
     })
 }
 
-fn ffmpeg(input: &Path, codec: &[&str], output: &Path) {
+/// Encodes `input` with ffmpeg's `codec` arguments.
+pub fn ffmpeg(input: &Path, codec: &[&str], output: &Path) {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
         .arg(input)
