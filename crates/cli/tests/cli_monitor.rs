@@ -8,9 +8,8 @@
 use auscout_testkit::server as common;
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::Server;
 use support::*;
@@ -176,24 +175,6 @@ fn assert_matches_truth(out: &Output, truth: &[Truth]) {
     }
 }
 
-fn monitor_stdin(args: &[&str], input: Vec<u8>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_auscoutclient"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run auscoutclient");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        // The client may stop reading early (bad input): a broken pipe is fine.
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait");
-    let _ = writer.join();
-    out
-}
-
 #[test]
 fn a_recording_comes_back_as_its_truth_from_a_file_stdin_and_raw_pcm() {
     let s = Server::start();
@@ -232,7 +213,7 @@ fn a_recording_comes_back_as_its_truth_from_a_file_stdin_and_raw_pcm() {
 
     // The same file through a pipe (probed without seeking).
     let bytes = std::fs::read(&file).expect("read");
-    let out = ok(monitor_stdin(
+    let out = ok(client_stdin(
         &["monitor", "-u", &url, "-k", "music", "--csv", "-"],
         bytes,
     ));
@@ -245,7 +226,7 @@ fn a_recording_comes_back_as_its_truth_from_a_file_stdin_and_raw_pcm() {
         raw.extend_from_slice(&s.to_le_bytes());
         raw.extend_from_slice(&s.to_le_bytes());
     }
-    let out = ok(monitor_stdin(
+    let out = ok(client_stdin(
         &[
             "monitor",
             "-u",
@@ -289,10 +270,10 @@ fn bad_input_is_one_clear_line_and_a_failure() {
     ]));
 
     let garbage: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-    let out = monitor_stdin(&["monitor", "-u", &url, "-k", "music", "-"], garbage);
+    let out = client_stdin(&["monitor", "-u", &url, "-k", "music", "-"], garbage);
     assert_one_line_failure(&out, "-: ");
 
-    let out = monitor_stdin(
+    let out = client_stdin(
         &[
             "monitor",
             "-u",

@@ -99,6 +99,18 @@ impl Clip {
         Ok(Self::new(opts, played, spectra))
     }
 
+    /// [`Clip::open`] for a stream that cannot seek (standard input, an
+    /// HTTP body): the container is probed from what is read ahead.
+    pub fn from_reader<R: std::io::Read + Send + Sync + 'static>(
+        reader: R,
+        opts: &HashOptions,
+    ) -> Result<Clip, FingerprintError> {
+        opts.validate()?;
+        let decoder = Decoder::from_reader(reader, None)?;
+        let (played, spectra) = decoded_with_spectra(decoder, opts, true)?;
+        Ok(Self::new(opts, played, spectra))
+    }
+
     /// [`Clip::open`] for mono samples at `sample_rate` (full scale ±1.0).
     pub fn from_samples(
         mono: &[f32],

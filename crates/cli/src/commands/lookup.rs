@@ -1,12 +1,15 @@
-//! `lookup`: fingerprint files and print the tracks they match (with the
-//! client library's fallbacks for clips played at another speed or pitch).
+//! `lookup`: fingerprint files (or a clip on standard input, `-`) and print
+//! the tracks they match (with the client library's fallbacks for clips
+//! played at another speed or pitch).
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use auscout_client::recognise::{recognise, Clip, Fallbacks, Warp};
 use auscout_client::store::{Access, LookupOptions};
 use auscout_fingerprint::audiohash::hop_length;
+use auscout_fingerprint::FingerprintError;
 
 use super::{files, for_each_file, hash_options, open, Fatal, FileError};
 use crate::args::LookupArgs;
@@ -15,7 +18,16 @@ use crate::output::{
 };
 
 pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
-    let files = files(&args.files, out)?;
+    // `-` is standard input: any container, probed from what is read ahead
+    // (a pipe cannot seek back). It is looked up before the files.
+    let stdin = args.files.paths.iter().any(|p| p == Path::new("-"));
+    let mut given = args.files.clone();
+    given.paths.retain(|p| p != Path::new("-"));
+    let files = if stdin && given.all_paths().is_empty() {
+        Vec::new()
+    } else {
+        files(&given, out)?
+    };
     let store = open(&args.connection, &args.key, Access::Read)?;
     let mut hopts = hash_options(&args.hashing, Some(&args.toggles));
     if args.toggles.max_toggle_bits.is_none() {
@@ -38,9 +50,9 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
     if out.format == Format::Csv {
         out.result(LOOKUP_CSV_HEADER);
     }
-    for_each_file(&files, out, |path| {
+    let look_up = |path: &Path, clip: Result<Clip, FingerprintError>| {
         let result = (|| -> Result<_, FileError> {
-            let clip = Clip::open(path, &hopts)?;
+            let clip = clip?;
             // Server time of every lookup made, fallbacks included.
             let mut elapsed = Duration::ZERO;
             let found = recognise(&clip, &fallbacks, |fp, _| {
@@ -114,7 +126,11 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
             }
         };
         out.result(&line);
-    });
+    };
+    if stdin {
+        look_up(Path::new("-"), Clip::from_reader(std::io::stdin(), &hopts));
+    }
+    for_each_file(&files, out, |path| look_up(path, Clip::open(path, &hopts)));
     if let (Ok(mut t), Ok(m)) = (times.lock(), matched.lock()) {
         t.sort();
         let median = t.get(t.len() / 2).copied().unwrap_or(Duration::ZERO);

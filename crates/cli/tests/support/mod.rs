@@ -2,8 +2,9 @@
 //! its output; the synthetic music comes from the testkit.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub use auscout_testkit::audio::*;
 
@@ -13,6 +14,42 @@ pub fn client(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run auscoutclient")
+}
+
+/// Runs `auscoutclient` with `args`, `input` piped into its standard input.
+pub fn client_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auscoutclient"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run auscoutclient");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        // The client may stop reading early (bad input): a broken pipe is fine.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    out
+}
+
+/// Encodes the audio file `input` with ffmpeg into `output`, its format
+/// given by the extension (`.mp3`, `.ogg`, `.aac`, …).
+pub fn encode(input: &Path, output: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(input)
+        .arg(output)
+        .status()
+        .expect("ffmpeg runs (scripts/deps.sh test installs it)");
+    assert!(
+        status.success(),
+        "ffmpeg {} -> {}",
+        input.display(),
+        output.display()
+    );
 }
 
 pub fn stdout(o: &Output) -> String {
