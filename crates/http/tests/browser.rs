@@ -1,8 +1,11 @@
 //! The page in a real browser: Debian's headless Chromium driven over
-//! WebDriver (chromedriver), in front of the service and a real
-//! redis-server with the module. Upload a file → the right track is shown;
+//! WebDriver (chromedriver), in front of the service (with an API key) and
+//! a real redis-server with the module. Upload a clip → the right track is
+//! shown; upload a long recording → what played when, segment by segment;
 //! Listen with Chromium's fake microphone playing a track → that track is
-//! shown; screenshots of the page go to docs/page.png and docs/page-phone.png.
+//! shown; screenshots of the page go to docs/page.png and
+//! docs/page-phone.png; a track is deleted once the key is typed in and the
+//! confirmation accepted (not when it is cancelled).
 //!
 //! No skipping: without `chromium` and `chromium-driver` the test fails
 //! and says how to install them.
@@ -13,8 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use auscout_testkit::Server;
+use common::show::{recording_path, TRUTH};
 use common::webdriver::Browser;
-use common::{add_tracks, fixtures, Service};
+use common::{add_tracks, fixtures, get, Service};
 use serde_json::json;
 
 /// How long the page may take to show a file's match.
@@ -22,6 +26,9 @@ const FILE_WAIT: Duration = Duration::from_secs(20);
 /// How long Listen may take to show what is playing (3 s of audio first,
 /// then a query every 1.5 s).
 const LISTEN_WAIT: Duration = Duration::from_secs(10);
+
+/// The service's API key (writes need it).
+const API_KEY: &str = "s3cret";
 
 /// The text of the match card in `container`, once it shows one.
 fn match_card(container: &str) -> String {
@@ -34,9 +41,9 @@ fn match_card(container: &str) -> String {
 #[test]
 fn the_page_recognises_an_upload_and_the_microphone() {
     let redis = Server::start();
-    let service = Service::start(redis.port, &[]);
+    let service = Service::start(redis.port, &["--api-key", API_KEY]);
     let f = fixtures();
-    add_tracks(&service, None);
+    let ids = add_tracks(&service, Some(API_KEY));
     // The fake microphone plays track 2 (from its start, looping).
     let browser = Browser::start(Some(&f.path("track2.wav")));
     browser.goto(&format!("{}/", service.base));
@@ -72,6 +79,34 @@ fn the_page_recognises_an_upload_and_the_microphone() {
         "the card does not say 0:12.0: {card}"
     );
 
+    // A long recording: no single match, but what played when, one
+    // segment at a time.
+    let input = browser.find("#file");
+    let show = recording_path("show.mp3");
+    browser.send_keys(&input, show.to_str().expect("utf-8 path"));
+    let done = browser.wait_for(
+        "const s = document.getElementById('timeline-status').textContent; \
+         return /segments in/.test(s) ? s : null;",
+        FILE_WAIT,
+    );
+    let timeline = browser.script(
+        "return [...document.querySelectorAll('#segments li')].map(li => li.textContent);",
+        json!([]),
+    );
+    assert!(done.is_some(), "the monitor did not finish: {timeline}");
+    let timeline: Vec<String> = serde_json::from_value(timeline).expect("segment texts");
+    assert_eq!(timeline.len(), TRUTH.len(), "{timeline:?}");
+    for (text, (truth, when)) in timeline.iter().zip(TRUTH.iter().zip(["0:0", "0:2"])) {
+        assert!(text.contains(truth.track), "{text} is not {}", truth.track);
+        assert!(text.starts_with(when), "{text} does not start at {when}…");
+    }
+
+    let card = browser.script(
+        "return document.querySelector('#file-result .card');",
+        json!([]),
+    );
+    assert!(card.is_null(), "a recording shows a single match card");
+
     // Listen: the fake microphone plays track 2.
     let listen = browser.find("#listen");
     browser.click(&listen);
@@ -95,6 +130,8 @@ fn the_page_recognises_an_upload_and_the_microphone() {
     );
     assert_eq!(pressed, "true");
 
+    // Tall enough for the tracks view too.
+    browser.set_window_size(1280, 1400);
     let png = browser.screenshot();
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -118,4 +155,51 @@ fn the_page_recognises_an_upload_and_the_microphone() {
         json!([]),
     );
     assert_eq!(stopped, "false");
+
+    // Deleting: the server has a key, so the buttons appear once it is typed.
+    let row = |id: u64| format!("#tracks tr[data-track-id='{id}']");
+    let button = format!("{} button.delete", row(ids[1]));
+    let hidden = |css: &str| {
+        browser.script(
+            "return document.querySelector(arguments[0]).hidden;",
+            json!([css]),
+        )
+    };
+    assert_eq!(hidden(&button), true, "Delete shown without the API key");
+    browser.send_keys(&browser.find("#api-key"), API_KEY);
+    assert_eq!(
+        hidden(&button),
+        false,
+        "Delete hidden with the API key typed"
+    );
+    // Cancelled: nothing happens.
+    browser.click(&browser.find(&button));
+    let question = browser
+        .dialog_text(FILE_WAIT)
+        .expect("no confirmation asked");
+    assert!(question.contains("track1.wav"), "{question}");
+    browser.answer_dialog(false);
+    assert_eq!(
+        get(&service.url(&format!("/v1/tracks/{}", ids[1]))).status,
+        200
+    );
+    // Confirmed: the row goes, the count follows, the track is gone.
+    browser.click(&browser.find(&button));
+    browser
+        .dialog_text(FILE_WAIT)
+        .expect("no confirmation asked");
+    browser.answer_dialog(true);
+    let gone = browser.wait_for(
+        &format!(
+            "return !document.querySelector(\"{}\") && \
+             document.getElementById('stat-tracks').textContent === '2' ? true : null;",
+            row(ids[1])
+        ),
+        FILE_WAIT,
+    );
+    assert!(gone.is_some(), "the deleted track is still listed");
+    assert_eq!(
+        get(&service.url(&format!("/v1/tracks/{}", ids[1]))).status,
+        404
+    );
 }

@@ -131,17 +131,100 @@ async function recognise(file) {
   const result = $('file-result');
   status.textContent = `Looking up ${file.name}…`;
   result.replaceChildren();
+  monitorRun += 1;
+  $('timeline').hidden = true;
   const form = new FormData();
   form.append('audio', file, file.name);
   try {
     const reply = await api('v1/lookup', { method: 'POST', body: form });
+    loadStats();
+    if (reply.duration_s >= LONG_S) {
+      // A recording, not a clip: what played when says more than one match.
+      status.textContent = `${file.name} is a recording of more than ${LONG_S} s.`;
+      monitorFile(file);
+      return;
+    }
     status.textContent = reply.matches.length
       ? `${file.name}: found in ${Math.round(reply.timings_ms.total)} ms.`
       : `${file.name}: no match.`;
     show(result, matchCard(reply));
-    loadStats();
   } catch (e) {
     status.textContent = `${file.name}: ${e.message}`;
+  }
+}
+
+// ---- what played when in a long file ---------------------------------------
+
+/** A file with at least this many seconds is also monitored (a show, a set). */
+const LONG_S = 20;
+let monitorRun = 0;
+
+/** One segment of POST /v1/monitor as a list item. */
+function segmentItem(s) {
+  const item = el('li', 'segment');
+  item.dataset.trackId = String(s.id);
+  item.append(el('span', 'segment-time', `${clock(s.stream_start_s)} – ${clock(s.stream_end_s)}`));
+  item.append(el('span', 'segment-track', s.track));
+  let detail = `from ${clock(s.track_start_s)} · ${Math.round(s.score * 100)} %`;
+  if (s.speed) detail += ` · speed ${s.speed.toFixed(3)}`;
+  item.append(el('span', 'segment-detail', detail));
+  return item;
+}
+
+/** Streams the file through POST /v1/monitor (JSON Lines): each segment
+ *  appears as soon as the server has heard it end. */
+async function monitorFile(file) {
+  const run = ++monitorRun;
+  const box = $('timeline');
+  const list = $('segments');
+  const status = $('timeline-status');
+  box.hidden = false;
+  list.replaceChildren();
+  status.textContent = `Following ${file.name}…`;
+  const form = new FormData();
+  form.append('audio', file, file.name);
+  let count = 0;
+  const handle = (line) => {
+    if (run !== monitorRun || !line.trim()) return;
+    const v = JSON.parse(line);
+    if (v.error) throw new ApiError(0, v.error.code, v.error.message);
+    if (v.done) {
+      status.textContent = count
+        ? `${count} ${count === 1 ? 'segment' : 'segments'} in ${clock(v.done.duration_s)} of audio `
+          + `(${(v.done.timings_ms.total / 1000).toFixed(1)} s).`
+        : `No indexed track in these ${clock(v.done.duration_s)} of audio.`;
+      return;
+    }
+    count += 1;
+    list.append(segmentItem(v));
+    status.textContent = `Following ${file.name}… ${count} so far`;
+  };
+  try {
+    const response = await fetch('v1/monitor', {
+      method: 'POST',
+      headers: { Accept: 'application/x-ndjson' },
+      body: form,
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      const err = (body && body.error) || {};
+      throw new ApiError(response.status, err.code || 'error',
+        err.message || `The server answered ${response.status}.`);
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let pending = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pending += decoder.decode(value, { stream: true });
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      lines.forEach(handle);
+    }
+    handle(pending + decoder.decode());
+  } catch (e) {
+    if (run === monitorRun) status.textContent = `${file.name}: ${e.message}`;
   }
 }
 

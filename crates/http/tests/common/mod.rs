@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod show;
 pub mod webdriver;
 
 use std::net::{TcpListener, TcpStream};

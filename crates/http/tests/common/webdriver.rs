@@ -120,6 +120,19 @@ impl Browser {
 
     /// One WebDriver command; returns its `value`, panicking on an error.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|(error, message)| {
+                panic!("WebDriver {method} {path}: {error}: {message}")
+            })
+    }
+
+    /// One WebDriver command; a WebDriver error is `Err((error, message))`.
+    fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, String)> {
         let url = format!("{}{path}", self.base);
         let result = match (method, body) {
             ("GET", _) => self.agent.get(&url).call(),
@@ -139,13 +152,36 @@ impl Browser {
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let v: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: not JSON: {e}"));
-        if v["value"]["error"].is_string() {
-            panic!(
-                "WebDriver {method} {path}: {}: {}",
-                v["value"]["error"], v["value"]["message"]
-            );
+        if let Some(error) = v["value"]["error"].as_str() {
+            let message = v["value"]["message"].as_str().unwrap_or("").to_owned();
+            return Err((error.to_owned(), message));
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
+    }
+
+    /// The text of the dialog (`confirm`, `alert`) the page opened, once it
+    /// is open; `None` if none opens within `timeout`.
+    pub fn dialog_text(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(v) = self.try_call("GET", &self.session_path("/alert/text"), None) {
+                return Some(v.as_str().unwrap_or_default().to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Answers the open dialog: OK (`true`) or Cancel.
+    pub fn answer_dialog(&self, accept: bool) {
+        let verb = if accept { "accept" } else { "dismiss" };
+        self.call(
+            "POST",
+            &self.session_path(&format!("/alert/{verb}")),
+            Some(json!({})),
+        );
     }
 
     fn session_path(&self, rest: &str) -> String {
