@@ -43,7 +43,10 @@ trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap stop EXIT
 
-redis-server "$conf" --dir "$data" --port "$AUSCOUT_REDIS_PORT" "$@" &
+# Transparent huge pages for Redis' allocator (jemalloc): a lookup's random
+# reads over the index then miss the TLB far less (docs/operations.md).
+# An explicit MALLOC_CONF wins.
+MALLOC_CONF=${MALLOC_CONF-thp:always} redis-server "$conf" --dir "$data" --port "$AUSCOUT_REDIS_PORT" "$@" &
 redis_pid=$!
 # Loading a big RDB or AOF takes a while; the service would answer 503
 # until then anyway, but the URL is only worth printing once Redis is up.

@@ -736,7 +736,7 @@ impl Corpus {
 
 impl FrameSource for Corpus {
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
-        self.index.probe(probes, hit)
+        FrameSource::probe(&self.index, probes, hit)
     }
     fn hashes(&self, slot: u32) -> &[u32] {
         FrameSource::hashes(&self.index, slot)

@@ -535,9 +535,19 @@ impl Index {
     /// consecutive equal hashes has one posting, at the run's first frame.
     /// A slot stays valid until the index is next changed.
     pub fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
+        self.probe_capped(probes, usize::MAX, hit);
+    }
+
+    /// [`Index::probe`], except that a probe with more than `cap` stored
+    /// postings reports none (a *stop hash*, see
+    /// [`crate::matcher::STOP_HASH_POSTINGS`]). Postings are counted as
+    /// fingerprint candidates, before they are confirmed: a hash that
+    /// shares its bucket and fingerprint byte with a stop hash (about one in
+    /// 256 of the few hashes of that bucket) is a stop hash too.
+    pub fn probe_capped(&self, probes: &[u32], cap: usize, hit: &mut dyn FnMut(usize, u32, u32)) {
         let ms: Vec<u32> = probes.iter().map(|&h| mix(h)).collect();
         let mut cands = Vec::new();
-        self.postings.probe(&ms, &mut cands);
+        self.postings.probe(&ms, cap, &mut cands);
         // Confirming a fingerprint match reads the track's hash: another
         // random read, so all of them are prefetched before any is compared.
         let mut found: Vec<(u32, u32, u32, bool)> = Vec::with_capacity(cands.len());

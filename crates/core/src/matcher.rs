@@ -79,12 +79,23 @@ pub enum LookupError {
     Empty,
 }
 
+/// A hash stored in more postings than this is a *stop hash*: a lookup's
+/// probe of it finds nothing. Such a hash (silence, a steady tone) votes for
+/// thousands of alignments at once and so tells nothing about which one is
+/// right, while its postings would cost a lookup as much as all its other
+/// probes together; a 1,000-frame query of random hashes at 40M frames has
+/// about 1,000 true hits in all. 2,048 is far above what any informative
+/// hash reaches (random hashes at 200M frames: about 0.05 postings each).
+pub const STOP_HASH_POSTINGS: usize = 2048;
+
 /// What the matcher needs from an index. Slots are the index's own dense
 /// handles for live tracks; the matcher never interprets them.
 pub trait FrameSource {
-    /// Calls `hit(i, slot, pos)` for every stored posting whose hash equals `probes[i]`:
-    /// all of them, never truncated. Within a track, a run of consecutive equal hashes
-    /// has ONE posting, at the run's first frame.
+    /// Calls `hit(i, slot, pos)` for every stored posting whose hash equals
+    /// `probes[i]`, unless the hash is a stop hash (more than
+    /// [`STOP_HASH_POSTINGS`] postings, see `Index::probe_capped`): then for
+    /// none. Within a track, a run of consecutive equal hashes has ONE
+    /// posting, at the run's first frame.
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32));
     /// The full hash sequence of the live track in `slot` (repeats included; pos indexes it).
     fn hashes(&self, slot: u32) -> &[u32];
@@ -272,7 +283,7 @@ impl Index {
 
 impl FrameSource for Index {
     fn probe(&self, probes: &[u32], hit: &mut dyn FnMut(usize, u32, u32)) {
-        Index::probe(self, probes, hit)
+        self.probe_capped(probes, STOP_HASH_POSTINGS, hit)
     }
 
     fn hashes(&self, slot: u32) -> &[u32] {

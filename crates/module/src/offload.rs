@@ -189,7 +189,7 @@ impl FrameSource for GivingWay<'_> {
             self.gave_way.store(true, Ordering::Relaxed);
             return;
         }
-        self.index.probe(probes, hit);
+        FrameSource::probe(self.index, probes, hit);
     }
 
     fn hashes(&self, slot: u32) -> &[u32] {

@@ -21,10 +21,29 @@ pub fn random_mask(rng: &mut Rng, bits: u32) -> u32 {
     m
 }
 
+/// The hash a hot workload shares among all tracks (as silence or a steady
+/// tone would be).
+pub const HOT_HASH: u32 = 0x0F0F_0F0F;
+
 /// Track number `seed` (the same hashes every time).
 pub fn track(seed: u64) -> Vec<u32> {
+    track_hot(seed, 0)
+}
+
+/// Track number `seed` with every `hot_every`-th frame (from a per-track
+/// phase; 0: none) replaced by [`HOT_HASH`], never two in a row, so each is
+/// a posting of its own: at 20, one posting in 20 of the whole index is
+/// that one hash.
+pub fn track_hot(seed: u64, hot_every: usize) -> Vec<u32> {
     let mut rng = Rng::new(seed);
-    (0..FRAMES).map(|_| rng.u32()).collect()
+    let mut hashes: Vec<u32> = (0..FRAMES).map(|_| rng.u32()).collect();
+    if hot_every >= 2 {
+        let phase = (seed as usize) % hot_every;
+        for h in hashes.iter_mut().skip(phase).step_by(hot_every) {
+            *h = HOT_HASH;
+        }
+    }
+    hashes
 }
 
 /// A matching query: [`QUERY_FRAMES`] consecutive frames of one of the first
@@ -32,9 +51,18 @@ pub fn track(seed: u64) -> Vec<u32> {
 /// distortion toggles are meant to absorb). Returns (track number, start
 /// frame, hashes, toggles).
 pub fn matching_query(rng: &mut Rng, tracks: usize) -> (usize, usize, Vec<u32>, Vec<u32>) {
+    matching_query_hot(rng, tracks, 0)
+}
+
+/// [`matching_query`] of the tracks of [`track_hot`].
+pub fn matching_query_hot(
+    rng: &mut Rng,
+    tracks: usize,
+    hot_every: usize,
+) -> (usize, usize, Vec<u32>, Vec<u32>) {
     let t = rng.below(tracks as u64) as usize;
     let start = rng.below((FRAMES - QUERY_FRAMES) as u64) as usize;
-    let mut q = track(t as u64)[start..start + QUERY_FRAMES].to_vec();
+    let mut q = track_hot(t as u64, hot_every)[start..start + QUERY_FRAMES].to_vec();
     let mut toggles = Vec::with_capacity(QUERY_FRAMES);
     for h in q.iter_mut() {
         let m = random_mask(rng, TOGGLE_BITS);

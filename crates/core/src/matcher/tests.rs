@@ -303,6 +303,41 @@ fn a_hash_shared_by_thousands_of_tracks_does_not_hide_the_right_one() {
     assert_eq!((first.id, first.position), (target_id, 50));
 }
 
+/// The same through the index, where the shared hash is a stop hash (far
+/// more postings than `STOP_HASH_POSTINGS`): the right track still comes
+/// first, where it is, on one thread and on two.
+#[test]
+fn a_stop_hash_in_the_index_does_not_hide_the_right_one() {
+    let mut rng = Rng(6);
+    let common = 0x5555_5555;
+    let mut ix = Index::new();
+    let mut target = Vec::new();
+    for t in 0..3000 {
+        let mut tr = smooth_track(&mut rng, 300);
+        let every = if t == 1234 { 7 } else { 37 };
+        for at in (rng.below(every)..300).step_by(every) {
+            tr[at] = common;
+        }
+        if t == 1234 {
+            target = tr.clone();
+        }
+        assert!(ix.insert(None, b"", &tr).is_ok());
+    }
+    let mut shared = 0;
+    ix.probe(&[common], &mut |_, _, _| shared += 1);
+    assert!(shared > 4 * STOP_HASH_POSTINGS, "{shared} postings");
+    let (q, t) = distorted_query(&mut rng, &target, 50, 200, 0.3);
+    for threads in [1, 2] {
+        let p = LookupParams {
+            threads,
+            ..params()
+        };
+        let got = ix.lookup(&q, &t, &p).unwrap();
+        let first = got.first().expect("a match");
+        assert_eq!((first.id, first.position), (1235, 50));
+    }
+}
+
 #[test]
 fn a_query_repeating_its_hashes_still_aligns() {
     // Both the track and the query hold long runs of equal hashes.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use auscout_testkit::workload::{matching_query, random_query, track};
+use auscout_testkit::workload::{matching_query_hot, random_query};
 use auscout_testkit::Rng;
 
 use crate::be;
@@ -47,7 +47,7 @@ fn adder(mut c: Connection, stop: Arc<AtomicBool>, seed: u64) -> Vec<f64> {
     let mut out = Vec::new();
     let mut k = seed;
     while !stop.load(Ordering::Relaxed) {
-        let h = be(&track(k));
+        let h = be(&crate::track(k));
         k += 1;
         let t = Instant::now();
         let _: i64 = redis::cmd("auscout.add")
@@ -68,7 +68,7 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
     let queries: Vec<(Vec<u8>, Vec<u8>)> = (0..QUERIES)
         .map(|i| {
             let (q, t) = if i % 2 == 0 {
-                let (_, _, q, t) = matching_query(&mut rng, tracks);
+                let (_, _, q, t) = matching_query_hot(&mut rng, tracks, crate::hot_every());
                 (q, t)
             } else {
                 random_query(&mut rng)

@@ -9,6 +9,10 @@
 //!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (the default)
 //!     AUSCOUT_BENCH_CONCURRENCY_SECS=0 ...                             # skip the concurrency part (default 10 s per phase)
 //!     AUSCOUT_BENCH_CONCURRENCY_VARIANTS='threads=1;threads=2' ...     # its variants (default threads=2)
+//!     AUSCOUT_BENCH_HOT=20 ...   # every 20th frame of every track is one shared hash (default 0: none)
+//!
+//! The server runs as `auscout-run` starts it, with `MALLOC_CONF=thp:always`
+//! (transparent huge pages; `MALLOC_CONF= cargo bench …` runs it without).
 //!
 //! Lookups run in three arrival patterns (see `arrivals.rs`), each variant
 //! in turn. Server time comes from SLOWLOG (threshold 0 while measuring):
@@ -29,8 +33,19 @@ const TIMED_ADDS: usize = 100;
 mod arrivals;
 mod concurrency;
 
-use auscout_testkit::workload::{track, FRAMES};
+use auscout_testkit::workload::{track_hot, FRAMES};
 use auscout_testkit::{env_or, module_path};
+
+/// `AUSCOUT_BENCH_HOT`: every this-many-th frame of each track is the
+/// workload's hot hash (0: none).
+pub(crate) fn hot_every() -> usize {
+    env_or("AUSCOUT_BENCH_HOT", 0)
+}
+
+/// Track `seed` of this run's workload.
+pub(crate) fn track(seed: u64) -> Vec<u32> {
+    track_hot(seed, hot_every())
+}
 
 pub(crate) fn be(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_be_bytes()).collect()
@@ -76,6 +91,11 @@ fn start(port: u16) -> (Server, redis::Client) {
             "threads",
             &std::env::var("AUSCOUT_BENCH_THREADS").unwrap_or("2".into()),
         ])
+        // As deployed (scripts/auscout-run.sh); an explicit MALLOC_CONF wins.
+        .env(
+            "MALLOC_CONF",
+            std::env::var("MALLOC_CONF").unwrap_or("thp:always".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server on PATH");
@@ -243,8 +263,12 @@ fn main() {
 
     // Lookup results are printed as they are measured.
     println!(
-        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames",
-        frames / 1e6
+        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames{}",
+        frames / 1e6,
+        match hot_every() {
+            0 => String::new(),
+            n => format!(", every {n}th frame one shared hash"),
+        }
     );
     let variants = arrivals::variants(
         &std::env::var("AUSCOUT_BENCH_VARIANTS").unwrap_or("threads=1;threads=2".into()),

@@ -21,7 +21,11 @@ impl Postings {
     /// prefetching the ref of each that matches. The refs are read only
     /// after every chunk has been scanned. Prefetches, unlike loads, retire
     /// at once and so do not hold the reorder window while they wait.
-    pub(in crate::index) fn probe(&self, ms: &[u32], out: &mut Vec<(u32, u32, bool)>) {
+    ///
+    /// A probe with more than `cap` candidates (fingerprint matches and
+    /// delta postings) reports none: its scan stops there, so a hash shared
+    /// by much of the index costs about `cap` postings, not all of them.
+    pub(in crate::index) fn probe(&self, ms: &[u32], cap: usize, out: &mut Vec<(u32, u32, bool)>) {
         const CHUNK: usize = 32;
         let router = self.router();
         let (order, sorted) = order_by_top_bits(ms);
@@ -85,10 +89,13 @@ impl Postings {
                     continue;
                 };
                 let fp = m as u8;
+                let (pending_before, out_before) = (pending.len(), out.len());
+                let mut found_here = 0usize;
                 let mut k = lo as usize;
-                while k < hi as usize {
+                while k < hi as usize && found_here <= cap {
                     let mut found =
                         eq_bytes(load8(&part.fps, k), fp) & first_bytes(hi as usize - k);
+                    found_here += found.count_ones() as usize;
                     while found != 0 {
                         let at = k + (found.trailing_zeros() / 8) as usize;
                         prefetch(part.refs.as_ptr().wrapping_add(at));
@@ -101,14 +108,19 @@ impl Postings {
                     let mask = part.delta.len() - 1;
                     let mut at = m as usize & mask;
                     while let Some(&e) = part.delta.get(at) {
-                        if e == EMPTY {
+                        if e == EMPTY || found_here > cap {
                             break;
                         }
                         if (e >> 32) as u32 == m {
                             out.push((i, e as u32, true));
+                            found_here += 1;
                         }
                         at = (at + 1) & mask;
                     }
+                }
+                if found_here > cap {
+                    pending.truncate(pending_before);
+                    out.truncate(out_before);
                 }
             }
         }

@@ -204,6 +204,42 @@ fn a_hash_shared_by_many_tracks_returns_every_posting() {
     assert_eq!(ix.stats().longest_posting, 3000);
 }
 
+/// A hash in more postings than the matcher's cap stays whole in the index
+/// but is a stop hash to lookups: their probe of it reports nothing, and
+/// the other probes of the same call are untouched. At the cap it is not.
+#[test]
+fn a_stop_hash_is_whole_in_the_index_and_silent_to_lookups() {
+    use crate::matcher::{FrameSource, STOP_HASH_POSTINGS};
+    let common = 0xDEAD_BEEF;
+    let mut ix = Index::new();
+    let cap = STOP_HASH_POSTINGS as u32;
+    for k in 0..cap {
+        assert!(ix
+            .insert(None, b"", &[3 * k + 1, common, 3 * k + 2])
+            .is_ok());
+    }
+    let count = |ix: &Index, capped: bool, probes: &[u32]| {
+        let mut n = vec![0usize; probes.len()];
+        let mut hit = |i: usize, _: u32, _: u32| n[i] += 1;
+        if capped {
+            FrameSource::probe(ix, probes, &mut hit);
+        } else {
+            ix.probe(probes, &mut hit);
+        }
+        n
+    };
+    assert_eq!(count(&ix, true, &[common, 4]), [STOP_HASH_POSTINGS, 1]);
+    // One more posting, in the delta and then merged into the run.
+    assert!(ix.insert(None, b"", &[common]).is_ok());
+    assert_eq!(count(&ix, false, &[common, 4]), [STOP_HASH_POSTINGS + 1, 1]);
+    assert_eq!(count(&ix, true, &[common, 4]), [0, 1]);
+    for k in 0..200u32 {
+        assert!(ix.insert(None, b"", &[1_000_000 + k; 50]).is_ok());
+    }
+    assert_eq!(count(&ix, true, &[4, common]), [1, 0]);
+    assert_eq!(count(&ix, false, &[common])[0], STOP_HASH_POSTINGS + 1);
+}
+
 #[test]
 fn mem_usage_counts_what_the_index_holds() {
     let mut rng = Rng(11);
