@@ -15,13 +15,26 @@
 //! A client that cannot be blocked — inside `MULTI`/`EXEC` or a Lua script,
 //! the replication stream, a module's `RM_Call`, while loading — gets its
 //! lookup inline, as does every lookup with `auscout.threads 1`.
+//!
+//! A small lookup (at most [`HERE_MAX_PROBES`] probes) that arrives while
+//! the server is idle — none answered on a module thread is under way, and
+//! the main thread spent at most half of its time since its last inline
+//! lookup on that lookup — is answered on the main thread too, with idle module threads helping with its probes
+//! and verifications as they would on a module thread. A module thread
+//! woken for a lookup that arrives after a pause starts cold (asleep, at
+//! a lower priority, its caches elsewhere) and made such lookups slower
+//! than `auscout.threads 1`; the main thread has just read the request.
+//! Under a flood of lookups the rule sends all but about one in two
+//! (at most) to module threads, so other clients wait for at most one
+//! lookup.
 
 #![allow(unsafe_code)]
 
+use std::cell::Cell;
 use std::os::raw::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use auscout_core::matcher::{self, FrameSource};
 use auscout_core::{Index, LookupParams, TrackId};
@@ -104,6 +117,43 @@ fn must_run_inline(ctx: &Context) -> bool {
     config::threads() < 2 || ctx.get_flags().intersects(cannot_block)
 }
 
+/// Lookups handed to module threads and not answered yet.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// When the main thread (the only one calling [`lookup`]) last
+    /// finished a lookup of its own, and how long that one took.
+    static LAST_HERE: Cell<Option<(Instant, Duration)>> = const { Cell::new(None) };
+}
+
+/// The most probes of a lookup the main thread answers itself when idle:
+/// a 1,000-frame query at 5 toggle bits per frame, about 1 ms at 40M
+/// frames on one core, so a client arriving meanwhile waits no longer.
+pub const HERE_MAX_PROBES: usize = 1 << 15;
+
+/// Whether the main thread answers `request` itself: it is small and the
+/// server idle (see the module's documentation).
+fn answer_here_when_idle(request: &Request) -> bool {
+    let probes = request.toggles.iter().try_fold(0usize, |n, t| {
+        n.checked_add(1usize << t.count_ones())
+            .filter(|&n| n <= HERE_MAX_PROBES)
+    });
+    probes.is_some()
+        && IN_FLIGHT.load(Ordering::Acquire) == 0
+        && LAST_HERE.with(|last| {
+            last.get()
+                .is_none_or(|(ended, took)| ended.elapsed() >= took)
+        })
+}
+
+/// Answers on the main thread, remembering how long that took.
+fn answer_here(request: &Request) -> Result<RedisValue, CmdError> {
+    let started = Instant::now();
+    let answer = answer(&value::read(&request.index), request);
+    LAST_HERE.with(|last| last.set(Some((Instant::now(), started.elapsed()))));
+    reply(answer)
+}
+
 /// `auscout.lookup` after its arguments were checked: answers inline, or
 /// blocks the client and answers from a module thread (the reply is then
 /// written by [`reply_blocked`]).
@@ -111,6 +161,9 @@ pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
     if must_run_inline(ctx) {
         let index = value::read(&request.index);
         return reply(answer(&index, &request));
+    }
+    if answer_here_when_idle(&request) {
+        return answer_here(&request);
     }
     let (Some(block), Some(unblock)) = (
         // SAFETY: reading function pointers Redis filled in at module load.
@@ -129,6 +182,7 @@ pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
         return reply(answer(&index, &request));
     }
     let blocked = Blocked(bc);
+    IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
     let job = Box::new(move || {
         let blocked = blocked;
         measure(&blocked, true);
@@ -137,6 +191,7 @@ pub fn lookup(ctx: &Context, request: Request) -> Result<RedisValue, CmdError> {
         measure(&blocked, false);
         dropper::release(request.index);
         let privdata = Box::into_raw(Box::new(Some(result))).cast::<c_void>();
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
         // SAFETY: `bc` came from RedisModule_BlockClient and is unblocked
         // exactly once, here; Redis then owns `privdata` and hands it to
         // `reply_blocked` and `free_answer` on the main thread.
