@@ -272,8 +272,9 @@ pub struct LookupArgs {
 pub struct MonitorArgs {
     #[command(flatten)]
     pub key: KeyArg,
-    /// Recordings: audio files, directories (walked recursively), or - for
-    /// standard input (any container the client decodes, or raw PCM with --raw)
+    /// Recordings: audio files, directories (walked recursively), http:// or
+    /// https:// URLs (a file or an endless stream), or - for standard input
+    /// (any container the client decodes, or raw PCM with --raw)
     pub sources: Vec<String>,
     /// Standard input is raw PCM: FORMAT:RATE[:CHANNELS], FORMAT one of u8,
     /// s16le, s16be, s24le, s32le, f32le (e.g. s16le:44100:2)
@@ -285,6 +286,13 @@ pub struct MonitorArgs {
     /// Seconds of audio per lookup
     #[arg(long, default_value_t = 4.0)]
     pub window: f64,
+    /// A URL stream that drops is reconnected (backoff 0.5 s doubling to
+    /// 30 s); give up after this many failed attempts in a row
+    #[arg(long, default_value_t = 10)]
+    pub max_retries: u32,
+    /// A URL that sends nothing for this many seconds has dropped
+    #[arg(long, default_value_t = 10.0)]
+    pub stall: f64,
     /// Lookup threshold in [0, 1] (default: the server's)
     #[arg(short, long)]
     pub threshold: Option<f64>,
@@ -371,6 +379,8 @@ const VALUE_OPTIONS: &[&str] = &[
     "--raw",
     "--gap",
     "--window",
+    "--max-retries",
+    "--stall",
 ];
 
 /// Puts the command first, as clap wants it, whichever way the original

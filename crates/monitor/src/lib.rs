@@ -1,7 +1,7 @@
 //! auscout-monitor: what played when, in a long recording or a live stream.
 //!
 //! [`monitor`] reads a [`SampleSource`] (a file decoded as it is read,
-//! standard input, raw PCM), hashes it as a stream, and reports every
+//! standard input, raw PCM, a URL), hashes it as a stream, and reports every
 //! excerpt of an indexed track as a [`Segment`], through "start" and "end"
 //! [`Event`]s, against a [`Catalog`] (a Redis index through
 //! [`StoreCatalog`]). Memory stays bounded whatever the stream's length: a
@@ -10,7 +10,8 @@
 //! - [`engine`]: windowed lookups, followers, events;
 //! - [`follow`]: following one track frame by frame (pure);
 //! - [`hashing`]: audio → hashes as a stream;
-//! - [`source`], [`raw`]: where the audio comes from.
+//! - [`source`], [`raw`], [`url`]: where the audio comes from (files,
+//!   standard input, raw PCM, `http://` and `https://` streams).
 
 #![forbid(unsafe_code)]
 
@@ -20,11 +21,13 @@ pub mod follow;
 pub mod hashing;
 pub mod raw;
 pub mod source;
+pub mod url;
 
 pub use catalog::{Catalog, Found, StoreCatalog};
 pub use engine::{Monitor, Options};
 pub use raw::RawFormat;
 pub use source::{Chunk, DecodedSource, RawSource, SampleSource};
+pub use url::{is_url, UrlOptions, UrlSource};
 
 use auscout_client::ClientError;
 use auscout_fingerprint::FingerprintError;

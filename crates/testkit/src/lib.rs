@@ -5,10 +5,13 @@
 //!   port and directory, killed on drop; helpers for `INFO` and `CONFIG`.
 //! - [`audio`]: synthetic music, distortions of excerpts, WAV and FLAC writers.
 //! - [`workload`]: the random tracks and queries of the server benchmarks.
+//! - [`audio_server`]: a local HTTP server of encoded audio files and
+//!   streams that fails on cue.
 
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod audio_server;
 mod rng;
 pub mod server;
 pub mod workload;

@@ -1,4 +1,5 @@
-//! `monitor`: what played when in recordings and on standard input. Thin:
+//! `monitor`: what played when in recordings, streams and on standard
+//! input. Thin:
 //! the engine is `auscout-monitor`; this file picks the sources and prints
 //! the events.
 
@@ -6,8 +7,8 @@ use std::path::PathBuf;
 
 use auscout_client::store::{Access, LookupOptions};
 use auscout_monitor::{
-    monitor, DecodedSource, Event, EventKind, Options, RawFormat, RawSource, SampleSource, Segment,
-    StoreCatalog,
+    is_url, monitor, DecodedSource, Event, EventKind, Options, RawFormat, RawSource, SampleSource,
+    Segment, StoreCatalog, UrlOptions, UrlSource,
 };
 use serde::Serialize;
 
@@ -23,13 +24,14 @@ pub const MONITOR_CSV_HEADER: &str =
 enum Source {
     Stdin,
     File(PathBuf),
+    Url(String),
 }
 
 pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
     let raw: Option<RawFormat> = args.raw.as_deref().map(str::parse).transpose()?;
     if args.sources.is_empty() {
         return Err(Fatal(
-            "no recordings given (files, directories, or - for standard input)".to_owned(),
+            "no recordings given (files, directories, URLs, or - for standard input)".to_owned(),
         ));
     }
     let options = Options {
@@ -39,11 +41,24 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
         ..Options::default()
     };
     options.validate()?;
+    if !(args.stall > 0.0 && args.stall.is_finite()) {
+        return Err(Fatal(format!(
+            "--stall must be a positive number of seconds, not {}",
+            args.stall
+        )));
+    }
+    let url_options = UrlOptions {
+        max_retries: args.max_retries,
+        stall: std::time::Duration::from_secs_f64(args.stall),
+        ..UrlOptions::default()
+    };
     let mut sources = Vec::new();
     let mut paths = Vec::new();
     for s in &args.sources {
         if s == "-" {
             sources.push(Source::Stdin);
+        } else if is_url(s) {
+            sources.push(Source::Url(s.clone()));
         } else {
             paths.push(PathBuf::from(s));
         }
@@ -90,6 +105,11 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
             Source::File(p) => (
                 p.display().to_string(),
                 DecodedSource::file(p).map(|s| Box::new(s) as Box<dyn SampleSource>),
+            ),
+            Source::Url(u) => (
+                u.clone(),
+                UrlSource::open(u, url_options.clone())
+                    .map(|s| Box::new(s) as Box<dyn SampleSource>),
             ),
         };
         let mut src = match opened {

@@ -8,6 +8,8 @@ use std::process::{Command, Output, Stdio};
 
 pub use auscout_testkit::audio::*;
 
+pub mod recording;
+
 /// Runs `auscoutclient` with `args`.
 pub fn client(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_auscoutclient"))
