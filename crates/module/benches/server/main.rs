@@ -209,7 +209,16 @@ fn delete_while_pinging(
     handle.join().expect("pinger").as_secs_f64() * 1000.0
 }
 
+/// The machine's load averages (Linux), printed with the figures: on a
+/// shared machine they say how much of the time was the module's.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("unknown".into(), |l| {
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}
+
 fn main() {
+    let load_before = load();
     let tracks: usize = env_or("AUSCOUT_BENCH_TRACKS", 2_000);
     // Lookups of each kind (more for a steadier p99, or to profile the server).
     let lookups: usize = env_or("AUSCOUT_BENCH_LOOKUPS", 300);
@@ -337,4 +346,8 @@ fn main() {
     for (how, worst) in waits {
         println!("{how} of the whole index: longest wait of another client {worst:.1} ms");
     }
+    println!(
+        "load average (1, 5, 15 min) at the start: {load_before}; at the end: {}",
+        load()
+    );
 }
