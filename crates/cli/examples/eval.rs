@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, UNIX_EPOCH};
 
-use auscout_client::recognise::{fallback, Clip, Fallbacks, Warp};
+use auscout_client::recognise::{fallback, Clip, Deep, Fallbacks, Warp};
 use auscout_core::matcher::{self, FrameSource, LookupParams, Verdict};
 use auscout_core::{Index, TrackId};
 use auscout_fingerprint::audiohash::budget_toggle_bits;
@@ -95,6 +95,20 @@ fn parse_warps(spec: &str) -> Result<Vec<Warp>, String> {
         .collect()
 }
 
+/// `--deep none` or `--deep BUDGET:VERIFIED`.
+fn parse_deep(spec: &str) -> Result<Option<Deep>, String> {
+    if spec == "none" {
+        return Ok(None);
+    }
+    let (b, v) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("--deep {spec}: BUDGET:VERIFIED or none"))?;
+    Ok(Some(Deep {
+        probe_budget: b.parse().map_err(|e| format!("--deep {spec}: {e}"))?,
+        verified: v.parse().map_err(|e| format!("--deep {spec}: {e}"))?,
+    }))
+}
+
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         corpus: "/tmp/bench/corpus/index".into(),
@@ -140,6 +154,7 @@ fn parse_args() -> Result<Args, String> {
             "--dump" => a.dump = Some(value()?.into()),
             "--ids" => a.ids = Some(value()?.into()),
             "--warps" => a.fallbacks.warps = parse_warps(&value()?)?,
+            "--deep" => a.fallbacks.deep = parse_deep(&value()?)?,
             "--unrelated" => {
                 a.unrelated = Some(value()?.parse().map_err(|e| format!("--unrelated: {e}"))?)
             }
@@ -240,7 +255,7 @@ fn run() -> Result<(), String> {
     let out = fs::File::create(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut out = BufWriter::new(out);
     let w = |e: std::io::Error| format!("{}: {e}", args.out.display());
-    writeln!(out, "clip,match,offset_s,score,ms,pitch,tempo,passes").map_err(w)?;
+    writeln!(out, "clip,match,offset_s,score,ms,pitch,tempo,passes,deep").map_err(w)?;
     let mut dump = match &args.dump {
         Some(p) => {
             let mut f =
@@ -274,6 +289,7 @@ fn run() -> Result<(), String> {
         }
         let mut warp = Warp::NONE;
         let mut passes = 1;
+        let mut deep_hit = false;
         let (name, offset, score, ms) = match fp {
             Ok(fp) => {
                 let t = Instant::now();
@@ -281,19 +297,30 @@ fn run() -> Result<(), String> {
                     .index
                     .lookup(&fp.hashes, &fp.toggles, &params)
                     .map_err(|e| format!("{}: {e}", row.clip))?;
-                if got.is_empty() && !args.fallbacks.warps.is_empty() {
+                if got.is_empty()
+                    && (!args.fallbacks.warps.is_empty() || args.fallbacks.deep.is_some())
+                {
                     let found = Clip::open(Path::new(&row.clip), &opts)
                         .map_err(EvalError::from)
                         .and_then(|clip| {
-                            fallback(&clip, &args.fallbacks, |fp, _| {
+                            fallback(&clip, &args.fallbacks, |fp, attempt| {
+                                let p = LookupParams {
+                                    limit: attempt.verified,
+                                    ..params.clone()
+                                };
                                 src.index
-                                    .lookup(&fp.hashes, &fp.toggles, &params)
+                                    .lookup(&fp.hashes, &fp.toggles, &p)
                                     .map_err(|e| EvalError(e.to_string()))
                             })
                         })
                         .map_err(|e| format!("{}: {}", row.clip, e.0))?;
                     got = found.matches;
                     warp = found.warp;
+                    deep_hit = found
+                        .passes
+                        .last()
+                        .is_some_and(|p| p.attempt.verified.is_some())
+                        && !got.is_empty();
                     passes += found.passes.len();
                 }
                 let ms = t.elapsed().as_secs_f64() * 1e3;
@@ -321,14 +348,15 @@ fn run() -> Result<(), String> {
         };
         writeln!(
             out,
-            "{},{},{},{},{:.3},{},{},{passes}",
+            "{},{},{},{},{:.3},{},{},{passes},{}",
             csv_field(&row.clip),
             csv_field(&name),
             offset,
             score,
             ms,
             warp.pitch,
-            warp.tempo
+            warp.tempo,
+            u8::from(deep_hit)
         )
         .map_err(w)?;
     }
@@ -967,6 +995,9 @@ const UNRELATED_LENGTHS: [f64; 6] = [1.0, 2.0, 3.0, 5.0, 7.0, 10.0];
 /// asc negatives and colobot windows) and length, how many windows the
 /// first pass and the fallbacks would answer at several fallback minimum
 /// scores, and the highest scores seen.
+/// Best score of one window: first pass, over the warps, deep pass.
+type Best = (f64, f64, f64);
+
 fn unrelated_chain(
     src: &Corpus,
     names: &[String],
@@ -1000,8 +1031,7 @@ fn unrelated_chain(
         max_toggle_bits: args.max_toggle_bits,
         ..LookupParams::default()
     };
-    // (part, length) -> per window (first-pass best, best over the fallbacks)
-    let mut seen: std::collections::BTreeMap<(String, u32), Vec<(f64, f64)>> = Default::default();
+    let mut seen: std::collections::BTreeMap<(String, u32), Vec<Best>> = Default::default();
     let fit_part = |path: &Path| {
         let n = path
             .file_name()
@@ -1049,37 +1079,49 @@ fn unrelated_chain(
                     .filter_map(|&w| clip.fingerprint_warped(w).ok())
                     .map(|fp| best(&fp))
                     .fold(0.0, f64::max);
+                let deep = args.fallbacks.deep.map_or(0.0, |d| {
+                    let p = LookupParams {
+                        limit: Some(d.verified),
+                        ..params.clone()
+                    };
+                    let fp = clip.fingerprint_for_noise(d.probe_budget);
+                    matcher::lookup(&view, &fp.hashes, &fp.toggles, &p)
+                        .ok()
+                        .and_then(|m| m.first().map(|m| m.score))
+                        .unwrap_or(0.0)
+                });
                 seen.entry((part.to_owned(), len as u32))
                     .or_default()
-                    .push((first, warped));
+                    .push((first, warped, deep));
             }
         }
     }
     let levels = [0.25, 0.30, 0.35, 0.40, 0.45, 0.50];
     println!("\n### unrelated music through the whole chain (windows every {step} s)\n");
     println!(
-        "| part | length | windows | first pass ≥ 0.25 | fallbacks ≥ {} | max first | max fallback |",
+        "| part | length | windows | first pass ≥ 0.25 | fallbacks ≥ {} | max first | max warp | max deep |",
         levels.map(|l| format!("{l:.2}")).join(" / ")
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for ((part, len), v) in &seen {
         let first = v.iter().filter(|x| x.0 >= 0.25).count();
         let by_level: Vec<String> = levels
             .iter()
             .map(|&l| {
                 v.iter()
-                    .filter(|x| x.0 < 0.25 && x.1 >= l)
+                    .filter(|x| x.0 < 0.25 && x.1.max(x.2) >= l)
                     .count()
                     .to_string()
             })
             .collect();
-        let max = |f: fn(&(f64, f64)) -> f64| v.iter().map(f).fold(0.0, f64::max);
+        let max = |f: fn(&Best) -> f64| v.iter().map(f).fold(0.0, f64::max);
         println!(
-            "| {part} | {len} s | {} | {first} | {} | {:.3} | {:.3} |",
+            "| {part} | {len} s | {} | {first} | {} | {:.3} | {:.3} | {:.3} |",
             v.len(),
             by_level.join(" / "),
             max(|x| x.0),
-            max(|x| x.1)
+            max(|x| x.1),
+            max(|x| x.2)
         );
     }
     Ok(())

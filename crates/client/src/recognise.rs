@@ -1,6 +1,7 @@
 //! Recognising a clip: one lookup of the clip as played and, only when that
 //! finds nothing, fallback lookups of the clip undone by a small grid of
-//! warps (speed, pitch, tempo; see `auscout_fingerprint::clip`).
+//! warps (speed, pitch, tempo; see `auscout_fingerprint::clip`), then a
+//! deep lookup for heavy noise ([`Deep`]).
 //!
 //! A frame hash absorbs about ±4 % of speed; beyond that every frame's
 //! bits change and the clip goes unfound. The grid's points are far enough
@@ -61,11 +62,40 @@ pub const DEFAULT_WARPS: [Warp; 4] = [
     },
 ];
 
+/// The last fallback: the clip as played, looked up with toggle masks for
+/// heavy noise and more candidates verified. Under heavy broadband noise a
+/// frame's hash lands within its toggles of the stored one only where the
+/// music stands out of the noise, so the true alignment of a noisy clip gets
+/// a vote or two and ties with thousands of chance alignments. This pass
+/// spends a larger probe budget on the frames most likely to land
+/// (`Clip::fingerprint_for_noise`) and verifies more of the candidates;
+/// once verified, the true alignment's bit error rate tells it from chance
+/// at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deep {
+    /// Probes of the pass, as a 10 s clip's budget (a clip of at most
+    /// 300 hashes gets 5× it, as in the ordinary budget); the server's
+    /// toggle-bit cap still applies per frame.
+    pub probe_budget: u64,
+    /// Candidates verified: the lookup's `LIMIT` (the server verifies
+    /// `min(limit, 256)` when that is more than its default).
+    pub verified: usize,
+}
+
+/// The deep pass by default: four times the first pass' probe budget and
+/// 256 verified candidates.
+pub const DEFAULT_DEEP: Deep = Deep {
+    probe_budget: 4 * auscout_fingerprint::audiohash::DEFAULT_PROBE_BUDGET,
+    verified: 256,
+};
+
 /// What to try when the clip as played finds nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fallbacks {
     /// Warps to undo, tried in order until one finds a match.
     pub warps: Vec<Warp>,
+    /// Tried after every warp failed.
+    pub deep: Option<Deep>,
     /// A fallback's best match must score at least this (the lookup's own
     /// threshold applies too).
     pub min_score: f64,
@@ -75,6 +105,7 @@ impl Default for Fallbacks {
     fn default() -> Self {
         Fallbacks {
             warps: DEFAULT_WARPS.to_vec(),
+            deep: Some(DEFAULT_DEEP),
             min_score: DEFAULT_FALLBACK_MIN_SCORE,
         }
     }
@@ -85,7 +116,33 @@ impl Fallbacks {
     pub fn none() -> Self {
         Fallbacks {
             warps: Vec::new(),
+            deep: None,
             min_score: 1.0,
+        }
+    }
+}
+
+/// One lookup the driver asks its caller to make.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Attempt {
+    /// The warp undone ([`Warp::NONE`] for the first pass and the deep one).
+    pub warp: Warp,
+    /// Candidates to verify: pass it as the lookup's `LIMIT` (keeping only
+    /// as many matches as the caller wants); `None` for the server's default.
+    pub verified: Option<usize>,
+}
+
+impl Attempt {
+    /// `base` (the caller's lookup options) with the `LIMIT` this attempt
+    /// needs; keep the reply's first `base.limit` matches.
+    pub fn options(&self, base: crate::store::LookupOptions) -> crate::store::LookupOptions {
+        let verified = self.verified.map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+        crate::store::LookupOptions {
+            limit: match (base.limit, verified) {
+                (Some(l), Some(v)) => Some(l.max(v)),
+                (l, v) => l.or(v),
+            },
+            ..base
         }
     }
 }
@@ -96,8 +153,8 @@ pub const DEFAULT_FALLBACK_MIN_SCORE: f64 = 0.30;
 /// One lookup the driver made.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pass {
-    /// The warp undone ([`Warp::NONE`] for the first pass).
-    pub warp: Warp,
+    /// What was looked up.
+    pub attempt: Attempt,
     /// Warping the spectra and looking up.
     pub took: Duration,
 }
@@ -119,12 +176,16 @@ pub struct Recognition<M> {
 pub fn recognise<M: Scored, E: From<FingerprintError>>(
     clip: &Clip,
     fallbacks: &Fallbacks,
-    mut lookup: impl FnMut(&Fingerprint, Warp) -> Result<Vec<M>, E>,
+    mut lookup: impl FnMut(&Fingerprint, Attempt) -> Result<Vec<M>, E>,
 ) -> Result<Recognition<M>, E> {
     let start = Instant::now();
-    let matches = lookup(clip.fingerprint(), Warp::NONE)?;
-    let first = Pass {
+    let attempt = Attempt {
         warp: Warp::NONE,
+        verified: None,
+    };
+    let matches = lookup(clip.fingerprint(), attempt)?;
+    let first = Pass {
+        attempt,
         took: start.elapsed(),
     };
     if !matches.is_empty() {
@@ -143,20 +204,39 @@ pub fn recognise<M: Scored, E: From<FingerprintError>>(
 pub fn fallback<M: Scored, E: From<FingerprintError>>(
     clip: &Clip,
     fallbacks: &Fallbacks,
-    mut lookup: impl FnMut(&Fingerprint, Warp) -> Result<Vec<M>, E>,
+    mut lookup: impl FnMut(&Fingerprint, Attempt) -> Result<Vec<M>, E>,
 ) -> Result<Recognition<M>, E> {
-    let mut passes = Vec::with_capacity(fallbacks.warps.len());
-    for &warp in &fallbacks.warps {
+    let mut passes = Vec::with_capacity(fallbacks.warps.len() + 1);
+    let warps = fallbacks.warps.iter().map(|&warp| Attempt {
+        warp,
+        verified: None,
+    });
+    let deep = fallbacks.deep.map(|d| {
+        (
+            Attempt {
+                warp: Warp::NONE,
+                verified: Some(d.verified),
+            },
+            Some(d),
+        )
+    });
+    let attempts = warps.map(|a| (a, None)).chain(deep);
+    for (attempt, deep) in attempts {
+        let warp = attempt.warp;
         let start = Instant::now();
-        let fp = match clip.fingerprint_warped(warp) {
+        let fp = match deep {
+            None => clip.fingerprint_warped(warp),
+            Some(d) => Ok(clip.fingerprint_for_noise(d.probe_budget)),
+        };
+        let fp = match fp {
             Ok(fp) => fp,
             // Slowed down, a clip just long enough as played may give no hash.
             Err(FingerprintError::TooShort { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let mut matches = lookup(&fp, warp)?;
+        let mut matches = lookup(&fp, attempt)?;
         passes.push(Pass {
-            warp,
+            attempt,
             took: start.elapsed(),
         });
         if matches

@@ -2,7 +2,7 @@
 //! clips played fast, slow or pitched are found with their warp; unrelated
 //! audio is not found by any pass.
 
-use auscout_client::recognise::{recognise, Clip, Fallbacks, Recognition, Warp};
+use auscout_client::recognise::{recognise, Clip, Fallbacks, Recognition, Warp, DEFAULT_DEEP};
 use auscout_client::store::{Access, Endpoint, LookupOptions, Store, TrackMatch};
 use auscout_client::ClientError;
 use auscout_fingerprint::{fingerprint_samples, FingerprintError, HashOptions};
@@ -54,12 +54,9 @@ fn indexed() -> (Server, Store, Vec<Vec<f32>>) {
 }
 
 fn look(store: &Store, clip: &Clip) -> Recognition<TrackMatch> {
-    recognise(clip, &Fallbacks::default(), |fp, _| {
-        Ok::<_, Error>(
-            store
-                .lookup(&fp.hashes, &fp.toggles, LookupOptions::default())?
-                .0,
-        )
+    recognise(clip, &Fallbacks::default(), |fp, attempt| {
+        let options = attempt.options(LookupOptions::default());
+        Ok::<_, Error>(store.lookup(&fp.hashes, &fp.toggles, options)?.0)
     })
     .expect("recognise")
 }
@@ -143,8 +140,32 @@ fn unrelated_audio_is_found_by_no_pass() {
                 "seed {seed} {len} s: {:?}",
                 found.matches
             );
-            // Every fallback was tried.
-            assert_eq!(found.passes.len(), 1 + Fallbacks::default().warps.len());
+            // Every fallback was tried: each warp, then the deep pass.
+            assert_eq!(found.passes.len(), 1 + Fallbacks::default().warps.len() + 1);
         }
     }
+}
+
+#[test]
+fn a_clip_under_heavy_noise_is_found_by_the_deep_pass() {
+    let (_server, store, tracks) = indexed();
+    // 10 s of track 4 under white noise 10 dB louder than the music.
+    let x = audio::add_noise(&audio::excerpt(&tracks[3], RATE, 15.0, 10.0), -10.0, 10);
+    let clip = Clip::from_samples(&x, RATE, &opts()).expect("clip");
+    let fp = clip.fingerprint();
+    let first = store
+        .lookup(&fp.hashes, &fp.toggles, LookupOptions::default())
+        .expect("lookup")
+        .0;
+    assert!(first.is_empty(), "{first:?}");
+    let found = look(&store, &clip);
+    let best = found.matches.first().expect("found by the deep pass");
+    assert_eq!(best.descr, "track4");
+    let offset = best.position as f64 * 64.0 / 6000.0;
+    assert!((offset - 15.0).abs() < 0.5, "offset {offset}");
+    // Found as played, after every warp, by the last pass: the deep one.
+    assert_eq!(found.warp, Warp::NONE);
+    let last = found.passes.last().expect("passes");
+    assert_eq!(last.attempt.verified, Some(DEFAULT_DEEP.verified));
+    assert_eq!(found.passes.len(), 1 + Fallbacks::default().warps.len() + 1);
 }

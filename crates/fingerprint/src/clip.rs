@@ -21,6 +21,7 @@ use symphonia::core::io::MediaSource;
 
 use crate::audiohash::{
     budget_toggle_bits, frame_length, hash_ranked, mask_of, min_samples, BandWeights, NUM_BANDS,
+    SHORT_QUERY_BUDGET_FACTOR, SHORT_QUERY_FRAMES,
 };
 use crate::decode::Decoder;
 use crate::error::FingerprintError;
@@ -165,17 +166,7 @@ impl Clip {
                 opts.sr
             )));
         }
-        let bands = warped_bands(sr, warp.pitch);
-        let energies: Vec<[f32; NUM_BANDS]> = self
-            .spectra
-            .chunks_exact(self.bins)
-            .map(|mag| {
-                let mut e = [0f32; NUM_BANDS];
-                bands.energies(mag, &mut e);
-                e
-            })
-            .collect();
-        let grid = retimed(&energies, warp.tempo);
+        let grid = retimed(&self.energies(warp.pitch), warp.tempo);
         if grid.len() < 3 {
             let seconds = self.played.position_seconds(grid.len()) / warp.tempo;
             return Err(FingerprintError::TooShort {
@@ -205,6 +196,42 @@ impl Clip {
             hashes,
             toggles,
         })
+    }
+}
+
+impl Clip {
+    /// The fingerprint of the clip as played with toggle masks for heavy
+    /// broadband noise (see `noisy.rs`): the same hashes, at most
+    /// `probe_budget` probes (× the short-query factor for a clip of at
+    /// most `SHORT_QUERY_FRAMES` hashes, as the ordinary budget), spent
+    /// where the music stands out of the noise.
+    pub fn fingerprint_for_noise(&self, probe_budget: u64) -> Fingerprint {
+        let frames = self.played.hashes.len();
+        let budget = if frames <= SHORT_QUERY_FRAMES {
+            probe_budget.saturating_mul(SHORT_QUERY_BUDGET_FACTOR)
+        } else {
+            probe_budget
+        };
+        let (hashes, toggles) =
+            crate::noisy::hash_for_noise(&self.energies(1.0), budget, self.opts.max_toggle_bits);
+        Fingerprint {
+            sr: self.opts.sr,
+            hashes,
+            toggles,
+        }
+    }
+
+    /// Band energies of every frame, the bands scaled by `pitch`.
+    fn energies(&self, pitch: f64) -> Vec<[f32; NUM_BANDS]> {
+        let bands = warped_bands(self.opts.sr, pitch);
+        self.spectra
+            .chunks_exact(self.bins)
+            .map(|mag| {
+                let mut e = [0f32; NUM_BANDS];
+                bands.energies(mag, &mut e);
+                e
+            })
+            .collect()
     }
 }
 

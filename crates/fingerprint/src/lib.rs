@@ -12,6 +12,7 @@ pub mod clip;
 pub mod decode;
 pub mod error;
 pub mod mp4_priming;
+mod noisy;
 pub mod pipeline;
 pub mod resample;
 

@@ -55,8 +55,12 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
             let clip = clip?;
             // Server time of every lookup made, fallbacks included.
             let mut elapsed = Duration::ZERO;
-            let found = recognise(&clip, &fallbacks, |fp, _| {
-                let (matches, took) = store.lookup(&fp.hashes, &fp.toggles, lopts)?;
+            let found = recognise(&clip, &fallbacks, |fp, attempt| {
+                let (mut matches, took) =
+                    store.lookup(&fp.hashes, &fp.toggles, attempt.options(lopts))?;
+                if let Some(limit) = lopts.limit {
+                    matches.truncate(limit as usize);
+                }
                 elapsed += took;
                 Ok::<_, FileError>(matches)
             })?;

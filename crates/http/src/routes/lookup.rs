@@ -110,9 +110,18 @@ pub async fn lookup(
         let clip = Clip::from_samples(&mono, rate, &opts)?;
         let hash = decoded.elapsed();
         let mut lookup = Duration::ZERO;
-        let recognition = recognise(&clip, &fallbacks, |fp, _| {
-            let (matches, took) =
-                lookup_fresh(&work_state, key.as_deref(), &fp.hashes, &fp.toggles, lopts)?;
+        let recognition = recognise(&clip, &fallbacks, |fp, attempt| {
+            let options = attempt.options(lopts);
+            let (mut matches, took) = lookup_fresh(
+                &work_state,
+                key.as_deref(),
+                &fp.hashes,
+                &fp.toggles,
+                options,
+            )?;
+            if let Some(limit) = lopts.limit {
+                matches.truncate(limit as usize);
+            }
             lookup += took;
             Ok::<_, ApiError>(matches)
         })?;
