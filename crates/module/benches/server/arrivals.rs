@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use auscout_testkit::workload::{matching_query_hot, random_query};
+use auscout_testkit::workload::random_query;
 use auscout_testkit::Rng;
 
 use crate::{be, pct, slowlog, slowlog_durations};
@@ -93,8 +93,7 @@ fn queries(tracks: usize, n: usize, seed: u64) -> Vec<Query> {
     (0..n)
         .map(|i| {
             if i % 2 == 0 {
-                let (t, start, q, toggles) =
-                    matching_query_hot(&mut rng, tracks, crate::hot_every());
+                let (t, start, q, toggles) = crate::matching_query(&mut rng, tracks);
                 Query {
                     hashes: be(&q),
                     toggles: be(&toggles),

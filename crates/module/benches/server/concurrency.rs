@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
-use auscout_testkit::workload::{matching_query_hot, random_query};
+use auscout_testkit::workload::random_query;
 use auscout_testkit::Rng;
 
 use crate::be;
@@ -68,7 +68,7 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
     let queries: Vec<(Vec<u8>, Vec<u8>)> = (0..QUERIES)
         .map(|i| {
             let (q, t) = if i % 2 == 0 {
-                let (_, _, q, t) = matching_query_hot(&mut rng, tracks, crate::hot_every());
+                let (_, _, q, t) = crate::matching_query(&mut rng, tracks);
                 (q, t)
             } else {
                 random_query(&mut rng)

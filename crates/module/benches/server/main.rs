@@ -10,6 +10,7 @@
 //!     AUSCOUT_BENCH_CONCURRENCY_SECS=0 ...                             # skip the concurrency part (default 10 s per phase)
 //!     AUSCOUT_BENCH_CONCURRENCY_VARIANTS='threads=1;threads=2' ...     # its variants (default threads=2)
 //!     AUSCOUT_BENCH_HOT=20 ...   # every 20th frame of every track is one shared hash (default 0: none)
+//!     AUSCOUT_BENCH_WORKLOAD=FILE ... # real music instead of random hashes (the CLI's `warped_corpus` example)
 //!
 //! The server runs as `auscout-run` starts it, with `MALLOC_CONF=thp:always`
 //! (transparent huge pages; `MALLOC_CONF= cargo bench …` runs it without).
@@ -33,7 +34,8 @@ const TIMED_ADDS: usize = 100;
 mod arrivals;
 mod concurrency;
 
-use auscout_testkit::workload::{track_hot, FRAMES};
+use auscout_testkit::workload::{matching_query_hot, track_hot, FRAMES, QUERY_FRAMES};
+use auscout_testkit::Rng;
 use auscout_testkit::{env_or, module_path};
 
 /// `AUSCOUT_BENCH_HOT`: every this-many-th frame of each track is the
@@ -42,9 +44,58 @@ pub(crate) fn hot_every() -> usize {
     env_or("AUSCOUT_BENCH_HOT", 0)
 }
 
+type Tracks = Vec<(Vec<u32>, Vec<u32>)>;
+
+/// `AUSCOUT_BENCH_WORKLOAD`: the tracks (hashes, toggles) of a workload
+/// file written by the CLI's `warped_corpus` example, if one is given.
+pub(crate) fn file_tracks() -> Option<&'static Tracks> {
+    static TRACKS: std::sync::OnceLock<Option<Tracks>> = std::sync::OnceLock::new();
+    TRACKS
+        .get_or_init(|| {
+            let path = std::env::var_os("AUSCOUT_BENCH_WORKLOAD")?;
+            let bytes = std::fs::read(&path).expect("AUSCOUT_BENCH_WORKLOAD file");
+            let words: Vec<u32> = bytes
+                .chunks_exact(4)
+                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                .collect();
+            let mut tracks = Vec::new();
+            let mut at = 0;
+            while let Some(&n) = words.get(at) {
+                let n = n as usize;
+                let body = words.get(at + 1..at + 1 + 2 * n).expect("a whole track");
+                tracks.push((body[..n].to_vec(), body[n..].to_vec()));
+                at += 1 + 2 * n;
+            }
+            assert!(!tracks.is_empty(), "no tracks in the workload file");
+            Some(tracks)
+        })
+        .as_ref()
+}
+
 /// Track `seed` of this run's workload.
 pub(crate) fn track(seed: u64) -> Vec<u32> {
-    track_hot(seed, hot_every())
+    match file_tracks() {
+        Some(t) => t[seed as usize % t.len()].0.clone(),
+        None => track_hot(seed, hot_every()),
+    }
+}
+
+/// A query matching one of the first `tracks` tracks of this run's
+/// workload: (track number, start frame, hashes, toggles).
+pub(crate) fn matching_query(rng: &mut Rng, tracks: usize) -> (usize, usize, Vec<u32>, Vec<u32>) {
+    let Some(all) = file_tracks() else {
+        return matching_query_hot(rng, tracks, hot_every());
+    };
+    let t = rng.below(tracks as u64) as usize;
+    let (h, toggles) = &all[t];
+    let start = rng.below(h.len().saturating_sub(QUERY_FRAMES).max(1) as u64) as usize;
+    let end = (start + QUERY_FRAMES).min(h.len());
+    (
+        t,
+        start,
+        h[start..end].to_vec(),
+        toggles[start..end].to_vec(),
+    )
 }
 
 pub(crate) fn be(v: &[u32]) -> Vec<u8> {
@@ -219,7 +270,20 @@ fn load() -> String {
 
 fn main() {
     let load_before = load();
-    let tracks: usize = env_or("AUSCOUT_BENCH_TRACKS", 2_000);
+    let tracks: usize = match file_tracks() {
+        Some(t) => env_or("AUSCOUT_BENCH_TRACKS", t.len()).min(t.len()),
+        None => env_or("AUSCOUT_BENCH_TRACKS", 2_000),
+    };
+    // Frames before each track, and in all.
+    let frames_at: Vec<usize> = (0..=tracks)
+        .scan(0, |sum, i| {
+            let before = *sum;
+            if i < tracks {
+                *sum += file_tracks().map_or(FRAMES, |t| t[i].0.len());
+            }
+            Some(before)
+        })
+        .collect();
     // Lookups of each kind (more for a steadier p99, or to profile the server).
     let lookups: usize = env_or("AUSCOUT_BENCH_LOOKUPS", 300);
     let (_server, client) = start(16_401);
@@ -259,7 +323,7 @@ fn main() {
         .max_by_key(|&(_, d)| d)
         .unwrap_or((0, 0));
     let mut adds = all_adds[all_adds.len().saturating_sub(TIMED_ADDS)..].to_vec();
-    let frames = (tracks * FRAMES) as f64;
+    let frames = frames_at[tracks] as f64;
     let after = used_memory(&mut c);
     let usage: i64 = redis::cmd("MEMORY")
         .arg("USAGE")
@@ -272,11 +336,12 @@ fn main() {
 
     // Lookup results are printed as they are measured.
     println!(
-        "## auscout server benchmark: {tracks} tracks x {FRAMES} random frames = {:.1}M frames{}",
+        "## auscout server benchmark: {tracks} tracks, {:.1}M frames{}",
         frames / 1e6,
-        match hot_every() {
-            0 => String::new(),
-            n => format!(", every {n}th frame one shared hash"),
+        match (file_tracks().is_some(), hot_every()) {
+            (true, _) => " of real music (AUSCOUT_BENCH_WORKLOAD)".to_owned(),
+            (false, 0) => format!(" ({FRAMES} random frames each)"),
+            (false, n) => format!(" ({FRAMES} random frames each, every {n}th one shared hash)"),
         }
     );
     let variants = arrivals::variants(
@@ -335,13 +400,13 @@ fn main() {
         usage as f64 / frames,
         100.0 * (usage as f64 - growth) / growth
     );
-    println!("auscout.add of {FRAMES} frames (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
+    println!("auscout.add of a track (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
     println!(
         "auscout.add, worst of all {} adds: {:.3} ms (add #{}, at {:.1}M frames)",
         all_adds.len(),
         worst_add as f64 / 1000.0,
         worst_at + 1,
-        (worst_at * FRAMES) as f64 / 1e6
+        frames_at[worst_at] as f64 / 1e6
     );
     for (how, worst) in waits {
         println!("{how} of the whole index: longest wait of another client {worst:.1} ms");
