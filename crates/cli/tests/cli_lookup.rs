@@ -243,6 +243,13 @@ fn add_lookup_resume_and_delete() {
         "{again:?}"
     );
     assert_eq!(count(&url, "music"), TRACKS.len() as i64);
+    // Nothing indexed: the summary gives the counts and no speed.
+    let out = ok(client(&["add", "-u", &url, "-k", "music", &lib_path]));
+    let summary = format!(
+        "added 0, skipped {} already indexed, failed 0\n",
+        TRACKS.len()
+    );
+    assert!(stderr(&out).ends_with(&summary), "{}", stderr(&out));
     write_wav(&lib.path().join("t5.wav"), &music(6, 10.0, 22050), 22050, 1);
     let third = add_json(&url, "music", &[&lib_path]);
     let new: Vec<&Value> = third.iter().filter(|a| a["skipped"] == false).collect();

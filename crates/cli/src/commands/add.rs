@@ -74,16 +74,24 @@ pub fn run(args: &AddArgs, out: &Reporter) -> Result<(), Fatal> {
         }
     });
     if let Ok(t) = totals.lock() {
-        let elapsed = started.elapsed().as_secs_f64();
-        out.info(&format!(
-            "added {}, skipped {} already indexed, failed {}; {:.0} s of audio in {:.1} s ({:.0}x real time)",
+        let counts = format!(
+            "added {}, skipped {} already indexed, failed {}",
             t.added,
             t.skipped,
-            out.failures(),
-            t.audio_seconds,
-            elapsed,
-            t.audio_seconds / elapsed.max(1e-9)
-        ));
+            out.failures()
+        );
+        // A speed only means something when audio was indexed.
+        if t.added == 0 {
+            out.info(&counts);
+        } else {
+            let elapsed = started.elapsed().as_secs_f64();
+            out.info(&format!(
+                "{counts}; {:.0} s of audio in {:.1} s ({:.0}x real time)",
+                t.audio_seconds,
+                elapsed,
+                t.audio_seconds / elapsed.max(1e-9)
+            ));
+        }
     }
     Ok(())
 }
