@@ -5,6 +5,7 @@
 //! before the command (`auscoutclient -k K add DIR`): [`reorder_args`] moves
 //! the command to the front before clap parses.
 
+mod eval;
 mod index_tools;
 
 use std::ffi::OsString;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use auscout_core::defaults;
 use auscout_fingerprint::audiohash::{DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS};
 use clap::{Args, Parser, Subcommand};
+pub use eval::EvalArgs;
 pub use index_tools::{ExportArgs, ImportArgs, ListArgs, StatsArgs};
 
 #[derive(Debug, Parser)]
@@ -84,13 +86,20 @@ pub enum Command {
         auscoutclient import --cluster -p 7000 music.auscout music\n  \
         auscoutclient import --replace music.auscout music")]
     Import(ImportArgs),
+    /// Measure accuracy: index a corpus in memory (no Redis), look up a
+    /// manifest of clips, print recall by distortion and clip length
+    #[command(after_help = "Examples:\n  \
+        auscoutclient eval --corpus bench/corpus/index --queries bench/q/queries.csv --plot recall.svg\n  \
+        auscoutclient lookup -k bench --csv bench/q/clips > q.csv\n  \
+        auscoutclient eval --queries bench/q/queries.csv --results q.csv")]
+    Eval(EvalArgs),
 }
 
 impl Command {
     /// Every subcommand's name, for [`reorder_args`].
     const NAMES: &'static [&'static str] = &[
         "add", "del", "lookup", "monitor", "hash", "count", "size", "list", "stats", "export",
-        "import",
+        "import", "eval",
     ];
 }
 
@@ -331,18 +340,24 @@ pub struct KeyedArgs {
 
 impl Command {
     /// The output options of any command.
-    pub fn output(&self) -> &Output {
+    pub fn output(&self) -> Output {
         match self {
-            Command::Add(a) => &a.output,
-            Command::Del(a) => &a.output,
-            Command::Lookup(a) => &a.output,
-            Command::Monitor(a) => &a.output,
-            Command::Hash(a) => &a.output,
-            Command::Count(a) | Command::Size(a) => &a.output,
-            Command::List(a) => &a.output,
-            Command::Stats(a) => &a.output,
-            Command::Export(a) => &a.output,
-            Command::Import(a) => &a.output,
+            Command::Add(a) => a.output.clone(),
+            Command::Del(a) => a.output.clone(),
+            Command::Lookup(a) => a.output.clone(),
+            Command::Monitor(a) => a.output.clone(),
+            Command::Hash(a) => a.output.clone(),
+            Command::Count(a) | Command::Size(a) => a.output.clone(),
+            Command::List(a) => a.output.clone(),
+            Command::Stats(a) => a.output.clone(),
+            Command::Export(a) => a.output.clone(),
+            Command::Import(a) => a.output.clone(),
+            // Tables in Markdown; the answers go to --out as CSV.
+            Command::Eval(a) => Output {
+                json: false,
+                csv: false,
+                quiet: a.quiet,
+            },
         }
     }
 }
@@ -381,6 +396,19 @@ const VALUE_OPTIONS: &[&str] = &[
     "--window",
     "--max-retries",
     "--stall",
+    "--queries",
+    "--corpus",
+    "--results",
+    "--out",
+    "--plot",
+    "--name",
+    "--cache",
+    "--warps",
+    "--fallback-min-score",
+    "--ids",
+    "--dump",
+    "--dump-limit",
+    "--unrelated",
 ];
 
 /// Puts the command first, as clap wants it, whichever way the original

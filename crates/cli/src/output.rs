@@ -93,7 +93,7 @@ impl Reporter {
     }
 }
 
-/// The header of the lookup CSV that `bench/score.py` reads.
+/// The header of the lookup CSV that `eval --results` scores.
 pub const LOOKUP_CSV_HEADER: &str = "clip,match,offset_s,score,ms";
 
 /// A CSV field, quoted when it must be (RFC 4180).

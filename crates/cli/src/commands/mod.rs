@@ -5,6 +5,7 @@
 
 mod add;
 mod del;
+mod eval;
 mod hash;
 mod list;
 mod lookup;
@@ -58,6 +59,7 @@ pub fn run(command: &Command, out: &Reporter) -> Result<(), Fatal> {
         Command::Stats(args) => stats::run(args, out),
         Command::Export(args) => transfer::export(args, out),
         Command::Import(args) => transfer::import(args, out),
+        Command::Eval(args) => eval::run(args, out),
     }
 }
 

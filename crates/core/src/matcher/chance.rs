@@ -16,7 +16,7 @@
 //! `n` counts informative compared frames only (see `verify.rs`), so a query
 //! of repeated hashes (digital silence) cannot look long.
 //!
-//! Calibration (`client/examples/eval.rs --calibrate --dump`; first with 4
+//! Calibration (`auscoutclient eval --calibrate --dump`; first with 4
 //! toggle bits and 50 verified candidates, then refitted for the client's
 //! probe budget — 4–8 toggle bits, 8 for a 1 s clip — and 50–200 verified
 //! candidates, see below; the 55-track / 3.2 h bench corpus): unrelated audio
