@@ -1,4 +1,4 @@
-//! Decoding the module's replies (DESIGN §3) from `redis::Value`s. Pure, so
+//! Decoding the module's replies (docs/design.md §3) from `redis::Value`s. Pure, so
 //! the odd shapes a server may send (RESP2 bulk-string scores, RESP3 doubles)
 //! are unit-tested without a server.
 

@@ -1,4 +1,4 @@
-//! How one logical index maps onto Redis keys (DESIGN §6).
+//! How one logical index maps onto Redis keys (docs/design.md §6).
 //!
 //! - **Unsharded** (the default on a single server): the index is the key
 //!   `KEY` itself, ids are the module's own.

@@ -1,4 +1,4 @@
-//! Time-aligned voting and bit-error-rate verification (DESIGN §4).
+//! Time-aligned voting and bit-error-rate verification (docs/design.md §4).
 //!
 //! A lookup runs in three steps:
 //!
@@ -109,9 +109,9 @@ const VERIFIED_CANDIDATES: usize = 50;
 /// Shorter queries verify more candidates: 50 × (1,000 / frames)², between 50
 /// and [`MAX_VERIFIED`] (1,000 frames: 50; 700: 100; 500 and fewer: 200).
 /// The true alignment of a noisy 1–5 s clip often has one or two votes, tied
-/// with thousands of chance alignments, so a wider net finds it (bench: +6 of
-/// 1,614 clips with candidates × frames ≤ 50,000, and one more noise10 5 s
-/// clip with the square, which reaches 200 at 500 frames instead of 250). A
+/// with thousands of chance alignments, so a wider net finds it (on the
+/// standard bench set: 6 of 1,614 clips more than with 50 candidates, and
+/// one more noise10 5 s clip than with a rule linear in 1 / frames). A
 /// short query's verification stays cheap (≤ 2× a 10 s query's: 200 × 500
 /// frames), and a 1,000-frame query's is unchanged.
 const VERIFY_SCALE_FRAMES: usize = 1_000;

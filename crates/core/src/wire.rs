@@ -1,4 +1,4 @@
-//! The wire format (DESIGN §2): a hash or toggle array is a byte string of
+//! The wire format (docs/design.md §2): a hash or toggle array is a byte string of
 //! consecutive `u32` values in network byte order.
 
 use byteorder::{BigEndian, ByteOrder};

@@ -1,4 +1,4 @@
-//! The pHash audio frame hash with toggle masks, exactly as DESIGN §1 defines
+//! The pHash audio frame hash with toggle masks, exactly as docs/design.md §1 defines
 //! it (Haitsma–Kalker style, the parameters of libpHashAudio).
 //!
 //! [`Hasher`] is streaming: push mono samples at `sr` in chunks of any size,
@@ -38,7 +38,7 @@ pub const DEFAULT_PROBE_BUDGET: u64 = 16_000;
 /// one of them to land within 6 toggle bits of the stored hash (bench: 9 bits
 /// at 2 s find 2 of the 4 noise10 clips 6 bits missed; at 1 s, 9 bits instead
 /// of 8 find 2 more room clips). A short lookup then probes up to 5× what a
-/// 10 s one does, and a long one no more than before.
+/// 10 s one does, and a long one no more than the budget.
 pub const SHORT_QUERY_FRAMES: usize = 300;
 pub const SHORT_QUERY_BUDGET_FACTOR: u64 = 5;
 
@@ -70,7 +70,7 @@ const RANK_FIELD: u32 = 5;
 pub const NUM_BANDS: usize = 33;
 const NUM_BITS: usize = NUM_BANDS - 1;
 
-/// Band centre frequencies in Hz (DESIGN §1).
+/// Band centre frequencies in Hz (docs/design.md §1).
 pub const BAND_CENTRES_HZ: [f64; NUM_BANDS] = [
     50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 450.0, 510.0, 570.0, 635.0,
     700.0, 770.0, 840.0, 920.0, 1000.0, 1085.0, 1170.0, 1270.0, 1370.0, 1485.0, 1600.0, 1725.0,

@@ -18,7 +18,8 @@ pub const DEFAULT_THRESHOLD: f64 = defaults::THRESHOLD;
 pub const DEFAULT_THRESHOLD_STR: &str = defaults::THRESHOLD_STR;
 /// `auscout.max-toggle-bits`: toggle masks with more set bits are refused;
 /// each bit doubles the probes of a frame, so the cap bounds lookup time.
-/// The default, 8, is issue 2's; the shipped redis.conf raises it to 9, what
+/// The default, 8, keeps a lookup within 2^8 probes per frame (the original
+/// client's largest `-g`); the shipped redis.conf raises it to 9, what
 /// the client's probe budget gives a 1–2 s query (5× the probes of a 10 s
 /// query at 4 bits); the client asks the server and stays within its cap.
 pub const DEFAULT_MAX_TOGGLE_BITS: i64 = defaults::MAX_TOGGLE_BITS as i64;

@@ -332,9 +332,9 @@ impl Postings {
         // Partitions visited in a row that had nothing to rewrite: once that
         // is all of them, the credit has nothing left to buy. (A small index
         // gets more credit per insert than one sweep costs; sweeping again
-        // and again over partitions just merged cost a 20,000-frame insert
-        // into the first few hundred thousand frames 5–10 ms, and 3× that
-        // with a second thread, one hand-off per idle sweep.)
+        // and again over partitions just merged would cost a 20,000-frame
+        // insert into the first few hundred thousand frames 5–10 ms, and 3×
+        // that with a second thread, one hand-off per idle sweep.)
         let mut idle = 0usize;
         while self.credit > 0 && !self.parts.is_empty() {
             if idle >= self.parts.len() {
@@ -346,8 +346,8 @@ impl Postings {
             // (their rewritten copies coexist with the originals until
             // installed). Planned first, so that with a second thread the whole
             // batch is one hand-off (each merge only reads the index besides
-            // its own partition); waking a pool thread per merge cost more
-            // than the merges on this VM.
+            // its own partition); waking a pool thread per merge costs more
+            // than the merges themselves.
             let budget = self.credit.min(MAX_BATCH_COST);
             let (mut end, mut planned) = (self.cursor, 0u64);
             let mut costs = Vec::new();
