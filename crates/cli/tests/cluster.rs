@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auscout_testkit::cluster::{
+    cluster_info_ok, cluster_node, owner_port, owner_port_alive, redis_cli as cli, replication,
+    slot_in, wait_replica_caught_up, wait_replicas_synced,
+};
 use common::Server;
 use support::{excerpt, music, write_wav};
 
@@ -26,107 +30,8 @@ const TRACKS: usize = 200;
 const TRACK_SECS: f64 = 6.0;
 const SR: u32 = 8000;
 
-/// A cluster node: a harness server with cluster mode on (killed on drop).
-///
-/// - Its cluster bus gets a free port of its own: by default it is the client
-///   port + 10000, and Redis refuses to start when that exceeds 65535 — the
-///   harness picks client ports from the whole ephemeral range (up to 60999).
-/// - `repl-diskless-sync-delay 0`: a master otherwise waits 5 s for more
-///   replicas before the first full sync, and a master killed inside that
-///   window leaves a replica that never synced, which Redis Cluster rightly
-///   refuses to promote (its data age is unbounded).
-fn cluster_node() -> Server {
-    Server::builder()
-        .arg("--cluster-enabled")
-        .arg("yes")
-        .arg("--cluster-config-file")
-        .arg("nodes.conf")
-        .arg("--cluster-node-timeout")
-        .arg("1500")
-        .arg("--cluster-port")
-        .arg(&free_port().to_string())
-        .arg("--repl-diskless-sync-delay")
-        .arg("0")
-        .start()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `INFO replication` of a node as field → value.
-fn replication(port: u16) -> std::collections::HashMap<String, String> {
-    cli(port, &["INFO", "replication"])
-        .lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// Waits until every replica among `ports` has finished its full sync and
-/// streams from its master: a replica still syncing cannot take over.
-fn wait_replicas_synced(ports: &[u16], replicas: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let synced = ports
-            .iter()
-            .map(|&p| replication(p))
-            .filter(|r| {
-                r.get("role").map(String::as_str) == Some("slave")
-                    && r.get("master_link_status").map(String::as_str) == Some("up")
-                    && r.get("master_sync_in_progress").map(String::as_str) == Some("0")
-            })
-            .count();
-        if synced == replicas {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{synced} of {replicas} replicas synced after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until the replica of the master on `port` has acknowledged all of
-/// its master's replication stream, so killing the master loses no track.
-fn wait_replica_caught_up(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = replication(port);
-        let master = r.get("master_repl_offset").cloned().unwrap_or_default();
-        // slave0:ip=…,port=…,state=online,offset=N,lag=0
-        let replica = r.get("slave0").cloned().unwrap_or_default();
-        let field = |name: &str| {
-            replica
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
-        if field("state").as_deref() == Some("online") && field("offset") == Some(master.clone()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica of {port} did not catch up: master offset {master}, replica {replica}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("spawn")
-}
-
-/// `redis-cli -p port args…` → stdout.
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = run(Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn client(args: &[&str]) -> String {
@@ -221,10 +126,6 @@ fn check_answers(rows: &[Answer], expect: &Expect) {
     }
 }
 
-fn cluster_info_ok(port: u16) -> bool {
-    cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
-}
-
 /// The shard keys of the logical index `songs`, from the layout the client
 /// remembers in `songs{meta}`.
 fn shard_keys(port: u16) -> Vec<String> {
@@ -247,21 +148,6 @@ fn shard_sum(port: u16, cmd: &str, keys: &[String]) -> i64 {
                 .unwrap_or_else(|_| panic!("{cmd} {k}: {out}"))
         })
         .sum()
-}
-
-/// The master port owning `key`'s slot, from CLUSTER NODES.
-fn owner_port(port: u16, key: &str) -> u16 {
-    let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
-        .trim()
-        .parse()
-        .expect("slot");
-    cli(port, &["CLUSTER", "NODES"])
-        .lines()
-        .find(|l| l.contains("master") && !l.contains("fail") && slot_in(l, slot))
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|a| a.split(['@', ':']).nth(1))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no master owns {key}"))
 }
 
 /// `export` and `import` between the single server and the cluster: the
@@ -609,30 +495,4 @@ fn sharded_index_on_a_cluster_matches_a_single_server_survives_resharding_and_fa
     let after = lookup(&["--cluster", "-p", &survivor_s], &root.join("clips"));
     assert_eq!(after, reference, "answers after failover");
     drop(nodes);
-}
-
-/// True once a live master other than `dead` serves `key`.
-fn owner_port_alive(port: u16, key: &str, dead: u16) -> bool {
-    let Ok(slot) = cli(port, &["CLUSTER", "KEYSLOT", key])
-        .trim()
-        .parse::<u16>()
-    else {
-        return false;
-    };
-    cli(port, &["CLUSTER", "NODES"]).lines().any(|l| {
-        l.contains("master")
-            && !l.contains("fail")
-            && slot_in(l, slot)
-            && !l.contains(&format!(":{dead}@"))
-    })
-}
-
-/// Does a CLUSTER NODES line own `slot`?
-fn slot_in(line: &str, slot: u16) -> bool {
-    line.split(' ').skip(8).any(|r| match r.split_once('-') {
-        Some((a, b)) => {
-            a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
-        }
-        None => r.parse::<u16>() == Ok(slot),
-    })
 }

@@ -12,6 +12,7 @@
 
 pub mod audio;
 pub mod audio_server;
+pub mod cluster;
 mod rng;
 pub mod server;
 pub mod workload;
