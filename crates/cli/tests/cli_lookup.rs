@@ -14,87 +14,8 @@ use common::Server;
 use serde_json::Value;
 use support::*;
 
-/// A track of the test library: name, seed, sample rate, channels.
-struct Track {
-    name: &'static str,
-    seed: u64,
-    rate: u32,
-    channels: u16,
-}
-
-const TRACKS: &[Track] = &[
-    Track {
-        name: "t0.wav",
-        seed: 1,
-        rate: 22050,
-        channels: 1,
-    },
-    Track {
-        name: "t1.wav",
-        seed: 2,
-        rate: 44100,
-        channels: 2,
-    },
-    Track {
-        name: "t2.flac",
-        seed: 3,
-        rate: 16000,
-        channels: 1,
-    },
-    Track {
-        name: "t3.flac",
-        seed: 4,
-        rate: 32000,
-        channels: 1,
-    },
-    Track {
-        name: "t4.wav",
-        seed: 5,
-        rate: 11025,
-        channels: 1,
-    },
-];
-
 const TRACK_SECONDS: f64 = 16.0;
 const CLIP_SECONDS: f64 = 5.0;
-
-fn write_track(dir: &Path, name: &str, x: &[f32], rate: u32, channels: u16) {
-    let path = dir.join(name);
-    if name.ends_with(".flac") {
-        write_flac(&path, x, rate);
-    } else {
-        write_wav(&path, x, rate, channels);
-    }
-}
-
-/// Writes the library into `dir`; returns each track's signal.
-fn write_library(dir: &Path, tracks: &[Track], seconds: f64) -> HashMap<&'static str, Vec<f32>> {
-    tracks
-        .iter()
-        .map(|t| {
-            let x = music(t.seed, seconds, t.rate);
-            write_track(dir, t.name, &x, t.rate, t.channels);
-            (t.name, x)
-        })
-        .collect()
-}
-
-fn add_json(url: &str, key: &str, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["add", "-u", url, "-k", key, "--json", "--quiet"];
-    args.extend_from_slice(extra);
-    let out = ok(client(&args));
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
-
-fn count(url: &str, key: &str) -> i64 {
-    stdout(&ok(client(&["count", "-u", url, "-k", key])))
-        .trim()
-        .parse()
-        .expect("count is a number")
-}
 
 #[test]
 fn add_lookup_resume_and_delete() {

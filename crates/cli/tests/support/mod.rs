@@ -2,6 +2,7 @@
 //! its output; the synthetic music comes from the testkit.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -118,4 +119,87 @@ pub fn path_str(p: &Path) -> String {
 
 pub fn join(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+/// A track of the test library: name, seed, sample rate, channels.
+pub struct Track {
+    pub name: &'static str,
+    pub seed: u64,
+    pub rate: u32,
+    pub channels: u16,
+}
+
+pub const TRACKS: &[Track] = &[
+    Track {
+        name: "t0.wav",
+        seed: 1,
+        rate: 22050,
+        channels: 1,
+    },
+    Track {
+        name: "t1.wav",
+        seed: 2,
+        rate: 44100,
+        channels: 2,
+    },
+    Track {
+        name: "t2.flac",
+        seed: 3,
+        rate: 16000,
+        channels: 1,
+    },
+    Track {
+        name: "t3.flac",
+        seed: 4,
+        rate: 32000,
+        channels: 1,
+    },
+    Track {
+        name: "t4.wav",
+        seed: 5,
+        rate: 11025,
+        channels: 1,
+    },
+];
+
+pub fn write_track(dir: &Path, name: &str, x: &[f32], rate: u32, channels: u16) {
+    let path = dir.join(name);
+    if name.ends_with(".flac") {
+        write_flac(&path, x, rate);
+    } else {
+        write_wav(&path, x, rate, channels);
+    }
+}
+
+/// Writes the library into `dir`; returns each track's signal.
+pub fn write_library(
+    dir: &Path,
+    tracks: &[Track],
+    seconds: f64,
+) -> HashMap<&'static str, Vec<f32>> {
+    tracks
+        .iter()
+        .map(|t| {
+            let x = music(t.seed, seconds, t.rate);
+            write_track(dir, t.name, &x, t.rate, t.channels);
+            (t.name, x)
+        })
+        .collect()
+}
+
+pub fn add_json(url: &str, key: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["add", "-u", url, "-k", key, "--json", "--quiet"];
+    args.extend_from_slice(extra);
+    let out = ok(client(&args));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+pub fn count(url: &str, key: &str) -> i64 {
+    stdout(&ok(client(&["count", "-u", url, "-k", key])))
+        .trim()
+        .parse()
+        .expect("count is a number")
 }
