@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks (and, as root with apt-get, installs) what building and testing auscout needs.
 #   scripts/deps.sh build   cargo, a C compiler, libclang (bindgen in the redis-module build), redis-server,
-#                           libopus (the Opus decoder the fingerprint library registers with symphonia)
+#                           libopus (the Opus decoder the fingerprint library registers with symphonia),
+#                           the ALSA headers and pkg-config (`monitor --mic` through cpal; a build without
+#                           them: cargo build --release --workspace --no-default-features -p auscout-cli …)
 #   scripts/deps.sh test    the above + ffmpeg, sox and lame (the tests encode real audio files),
 #                           chromium and chromedriver (the HTTP service's page is tested in a headless browser)
 set -euo pipefail
@@ -19,6 +21,8 @@ need '/usr/lib/llvm-*/lib/libclang*.so*' libclang-dev
 need make make
 need python3 python3
 need '/usr/include/opus/opus.h' libopus-dev
+need '/usr/include/alsa/asoundlib.h' libasound2-dev
+need pkg-config pkg-config
 if [[ $want == test ]]; then
     need ffmpeg ffmpeg
     need sox sox

@@ -302,6 +302,12 @@ pub struct MonitorArgs {
     /// A URL that sends nothing for this many seconds has dropped
     #[arg(long, default_value_t = 10.0)]
     pub stall: f64,
+    /// Monitor the microphone (the default input device), live
+    #[arg(long)]
+    pub mic: bool,
+    /// Monitor this capture device (e.g. an ALSA PCM name such as hw:1,0)
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
     /// Lookup threshold in [0, 1] (default: the server's)
     #[arg(short, long)]
     pub threshold: Option<f64>,
@@ -409,6 +415,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--dump",
     "--dump-limit",
     "--unrelated",
+    "--device",
 ];
 
 /// Puts the command first, as clap wants it, whichever way the original

@@ -11,7 +11,8 @@
 //! - [`follow`]: following one track frame by frame (pure);
 //! - [`hashing`]: audio → hashes as a stream;
 //! - [`source`], [`raw`], [`url`]: where the audio comes from (files,
-//!   standard input, raw PCM, `http://` and `https://` streams).
+//!   standard input, raw PCM, `http://` and `https://` streams), [`mic`]
+//!   (a capture device through `cpal`, with the `mic` feature).
 
 #![forbid(unsafe_code)]
 
@@ -19,12 +20,16 @@ pub mod catalog;
 pub mod engine;
 pub mod follow;
 pub mod hashing;
+#[cfg(feature = "mic")]
+pub mod mic;
 pub mod raw;
 pub mod source;
 pub mod url;
 
 pub use catalog::{Catalog, Found, StoreCatalog};
 pub use engine::{Monitor, Options};
+#[cfg(feature = "mic")]
+pub use mic::{mic_devices, MicSource};
 pub use raw::RawFormat;
 pub use source::{Chunk, DecodedSource, RawSource, SampleSource};
 pub use url::{is_url, UrlOptions, UrlSource};

@@ -23,15 +23,18 @@ pub const MONITOR_CSV_HEADER: &str =
 
 enum Source {
     Stdin,
+    /// A capture device (`None`: the default input).
+    Mic(Option<String>),
     File(PathBuf),
     Url(String),
 }
 
 pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
     let raw: Option<RawFormat> = args.raw.as_deref().map(str::parse).transpose()?;
-    if args.sources.is_empty() {
+    if args.sources.is_empty() && !args.mic && args.device.is_none() {
         return Err(Fatal(
-            "no recordings given (files, directories, URLs, or - for standard input)".to_owned(),
+            "no recordings given (files, directories, URLs, - for standard input, or --mic)"
+                .to_owned(),
         ));
     }
     let options = Options {
@@ -53,6 +56,9 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
         ..UrlOptions::default()
     };
     let mut sources = Vec::new();
+    if args.mic || args.device.is_some() {
+        sources.push(Source::Mic(args.device.clone()));
+    }
     let mut paths = Vec::new();
     for s in &args.sources {
         if s == "-" {
@@ -106,6 +112,10 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
                 p.display().to_string(),
                 DecodedSource::file(p).map(|s| Box::new(s) as Box<dyn SampleSource>),
             ),
+            Source::Mic(device) => (
+                device.clone().unwrap_or_else(|| "mic".to_owned()),
+                open_mic(device.as_deref()),
+            ),
             Source::Url(u) => (
                 u.clone(),
                 UrlSource::open(u, url_options.clone())
@@ -129,6 +139,20 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
         }
     }
     Ok(())
+}
+
+#[cfg(feature = "mic")]
+fn open_mic(device: Option<&str>) -> Result<Box<dyn SampleSource>, auscout_monitor::MonitorError> {
+    auscout_monitor::MicSource::open(device).map(|s| Box::new(s) as Box<dyn SampleSource>)
+}
+
+#[cfg(not(feature = "mic"))]
+fn open_mic(_: Option<&str>) -> Result<Box<dyn SampleSource>, auscout_monitor::MonitorError> {
+    Err(auscout_monitor::MonitorError::BadOption(
+        "this auscoutclient was built without microphone support (the `mic` feature, \
+         which needs the ALSA headers: libasound2-dev)"
+            .to_owned(),
+    ))
 }
 
 /// One event as `monitor --json` prints it.
