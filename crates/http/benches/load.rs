@@ -174,6 +174,13 @@ fn build_index(
         }
         originals.push((name, rate, mono));
     }
+    if originals.is_empty() {
+        eprintln!(
+            "load: no audio file decodes in {} (the files to index, not their parent directory)",
+            corpus.display()
+        );
+        std::process::exit(2);
+    }
     let tracks = store.count().expect("count");
     let frames = store.size().expect("size");
     println!(
