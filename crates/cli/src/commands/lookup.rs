@@ -139,8 +139,9 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
         t.sort();
         let median = t.get(t.len() / 2).copied().unwrap_or(Duration::ZERO);
         out.info(&format!(
-            "looked up {} files: {} matched, failed {}; median lookup {:.2} ms",
+            "looked up {} file{}: {} matched, failed {}; median lookup {:.2} ms",
             t.len(),
+            if t.len() == 1 { "" } else { "s" },
             *m,
             out.failures(),
             median.as_secs_f64() * 1e3
