@@ -11,19 +11,24 @@
 # Every build step is the same `make install` that CI runs on a clean checkout
 # (`make test-install`), since Docker itself cannot run on the build machines.
 
-# ---- build stage: Rust + what the redis-module build needs (bindgen → libclang)
+# ---- build stage: Rust + what `scripts/deps.sh build` checks for: libclang
+# (bindgen, for the redis-module build), libopus, the ALSA headers and
+# pkg-config (the client's microphone input)
 FROM rust:1-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libclang-dev clang libopus-dev redis-server redis-tools make \
+ && apt-get install -y --no-install-recommends libclang-dev clang libopus-dev libasound2-dev pkg-config \
+      python3 redis-server redis-tools make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN make install PREFIX=/opt/auscout
 
-# ---- runtime stage: Debian's redis-server 7.0, the module, the client, the config
+# ---- runtime stage: Debian's redis-server 7.0, the module, the client, the
+# config, and the shared libraries they load (`make test-install` checks that
+# this apt-get line provides every one of them)
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends redis-server redis-tools libopus0 ca-certificates \
+ && apt-get install -y --no-install-recommends redis-server redis-tools libopus0 libasound2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system auscout && useradd --system --gid auscout --home-dir /data auscout \
  && mkdir -p /data && chown auscout:auscout /data

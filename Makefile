@@ -9,6 +9,7 @@
 
 PREFIX ?= /usr/local
 CARGO ?= cargo
+STRIP ?= strip
 PORT ?= 6379
 LISTEN ?= 127.0.0.1:8080
 MODULE := target/release/libauscout.so
@@ -45,13 +46,17 @@ test: deps-test
 	$(CARGO) test -p auscout-module --profile checked --features fault-injection --test panic_safety
 
 # Installs the module, the client, the HTTP service, auscout-run (both together)
-# and a redis.conf that loads the installed module.
+# and a redis.conf that loads the installed module. The installed binaries
+# keep their symbols (names in backtraces) but not the line tables the
+# release profile keeps for profiling: 26 MB instead of 144.
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/auscout $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/auscout
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/auscout/libauscout.so
 	install -m 0755 $(CLIENT) $(DESTDIR)$(PREFIX)/bin/auscoutclient
 	install -m 0755 $(HTTP) $(DESTDIR)$(PREFIX)/bin/auscout-http
 	install -m 0755 scripts/auscout-run.sh $(DESTDIR)$(PREFIX)/bin/auscout-run
+	$(STRIP) --strip-debug $(DESTDIR)$(PREFIX)/lib/auscout/libauscout.so \
+		$(DESTDIR)$(PREFIX)/bin/auscoutclient $(DESTDIR)$(PREFIX)/bin/auscout-http
 	sed 's|^loadmodule .*libauscout.so|loadmodule $(PREFIX)/lib/auscout/libauscout.so|' redis.conf \
 		> $(DESTDIR)$(PREFIX)/etc/auscout/redis.conf
 	@echo "installed: $(PREFIX)/lib/auscout/libauscout.so $(PREFIX)/bin/auscoutclient $(PREFIX)/bin/auscout-http $(PREFIX)/bin/auscout-run $(PREFIX)/etc/auscout/redis.conf"

@@ -14,6 +14,22 @@ cleanup() {
 trap cleanup EXIT
 
 make install PREFIX="$root/prefix" >/dev/null
+
+# The image's runtime stage has only what its apt-get line installs: every
+# shared library the installed binaries load must come from one of those
+# packages or from the base image's own (libc6, libgcc-s1).
+runtime_pkgs=" libc6 libgcc-s1 $(sed -n '/^FROM debian/,$p' Dockerfile \
+    | grep -o 'no-install-recommends [^&\\]*' | head -1 | cut -d' ' -f2-) "
+for bin in "$root/prefix/bin/auscoutclient" "$root/prefix/bin/auscout-http" "$root/prefix/lib/auscout/libauscout.so"; do
+    for lib in $(ldd "$bin" | awk '/=>/ {print $3}'); do
+        pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || true)
+        pkg=${pkg%%:*}
+        [[ -n $pkg && $runtime_pkgs == *" $pkg "* ]] || {
+            echo "test-install: $(basename "$bin") loads $lib (package ${pkg:-unknown}), which the Dockerfile's runtime stage does not install"
+            exit 1
+        }
+    done
+done
 mkdir -p "$root/data"
 redis-server "$root/prefix/etc/auscout/redis.conf" --dir "$root/data" --port "$port" \
     --auscout.default-threshold 0.3 --daemonize yes --logfile "$root/redis.log"
