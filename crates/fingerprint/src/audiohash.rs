@@ -6,16 +6,14 @@
 //! the band energies of the last three frames, so memory does not grow with
 //! the length of the input (apart from the output, 8 bytes per hash).
 
-use std::sync::Arc;
-
-use realfft::num_complex::Complex;
-
 use crate::error::FingerprintError;
 
 mod bands;
+mod spectrum;
 
 pub(crate) use bands::BandWeights;
-use bands::FrameTables;
+pub(crate) use spectrum::spectra;
+use spectrum::FrameSpectrum;
 
 /// The lowest sample rate the hash is defined for (the 33 bands reach 2900 Hz).
 pub const MIN_SAMPLE_RATE: u32 = auscout_core::defaults::SAMPLE_RATE;
@@ -152,11 +150,7 @@ pub struct Hasher {
     max_bits: u32,
     frame_len: usize,
     hop: usize,
-    tables: Arc<FrameTables>,
-    fft_in: Vec<f32>,
-    fft_out: Vec<Complex<f32>>,
-    fft_scratch: Vec<Complex<f32>>,
-    magnitudes: Vec<f32>,
+    spectrum: FrameSpectrum,
     /// Samples not yet consumed by a frame; frames start at `pending[next_frame..]`.
     pending: Vec<f32>,
     next_frame: usize,
@@ -171,9 +165,6 @@ pub struct Hasher {
     /// the end).
     toggles: Vec<u32>,
     ranks: Vec<u64>,
-    /// Every frame's magnitude spectrum, frame after frame, when kept
-    /// ([`Hasher::keep_spectra`]) for fingerprints at other speeds.
-    spectra: Option<Vec<f32>>,
 }
 
 impl Hasher {
@@ -201,7 +192,6 @@ impl Hasher {
             )));
         }
         let frame_len = frame_length(sr);
-        let tables = FrameTables::for_rate(sr);
         Ok(Hasher {
             sr,
             toggle_bits,
@@ -209,11 +199,7 @@ impl Hasher {
             max_bits: MAX_TOGGLE_BITS,
             frame_len,
             hop: frame_len / 32,
-            fft_in: tables.fft.make_input_vec(),
-            fft_out: tables.fft.make_output_vec(),
-            fft_scratch: tables.fft.make_scratch_vec(),
-            tables,
-            magnitudes: vec![0.0; frame_len / 2 + 1],
+            spectrum: FrameSpectrum::new(sr),
             pending: Vec::with_capacity(2 * frame_len),
             next_frame: 0,
             energies: [[0.0; NUM_BANDS]; 3],
@@ -222,7 +208,6 @@ impl Hasher {
             hashes: Vec::new(),
             toggles: Vec::new(),
             ranks: Vec::new(),
-            spectra: None,
         })
     }
 
@@ -230,13 +215,6 @@ impl Hasher {
     /// `auscout.max-toggle-bits`; never more than [`MAX_TOGGLE_BITS`]).
     pub fn cap_bits(mut self, max_bits: u32) -> Self {
         self.max_bits = max_bits.min(MAX_TOGGLE_BITS);
-        self
-    }
-
-    /// Keeps every frame's magnitude spectrum (`L/2 + 1` values per frame),
-    /// returned by [`Hasher::finish_with_spectra`].
-    pub(crate) fn keep_spectra(mut self) -> Self {
-        self.spectra = Some(Vec::new());
         self
     }
 
@@ -257,7 +235,7 @@ impl Hasher {
 
     /// Number of band weights kept in the sparse table (out of `33 × (L/2+1)`).
     pub fn band_weight_count(&self) -> usize {
-        self.tables.bands.len()
+        self.spectrum.tables.bands.len()
     }
 
     /// Feeds more mono samples at `sr`; hashes every frame that is now complete.
@@ -303,15 +281,6 @@ impl Hasher {
     /// Ends the stream and returns the fingerprint; `TooShort` when the signal
     /// had fewer than three frames and so no hash.
     pub fn finish(self) -> Result<Fingerprint, FingerprintError> {
-        self.finish_with_spectra().map(|(fp, _)| fp)
-    }
-
-    /// [`Hasher::finish`], with the spectra kept by [`Hasher::keep_spectra`]
-    /// (empty if none were).
-    pub(crate) fn finish_with_spectra(
-        mut self,
-    ) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
-        let spectra = self.spectra.take().unwrap_or_default();
         if self.hashes.is_empty() {
             return Err(FingerprintError::TooShort {
                 seconds: self.samples_seen as f64 / f64::from(self.sr),
@@ -329,40 +298,20 @@ impl Hasher {
             );
             self.ranks.iter().map(|&r| mask_of(r, bits)).collect()
         };
-        Ok((
-            Fingerprint {
-                sr: self.sr,
-                hashes: self.hashes,
-                toggles,
-            },
-            spectra,
-        ))
+        Ok(Fingerprint {
+            sr: self.sr,
+            hashes: self.hashes,
+            toggles,
+        })
     }
 
     /// Band energies of the frame starting at `pending[start]`, then the hash of
     /// the frame before it once two neighbours exist.
     fn hash_frame(&mut self, start: usize) {
         let frame = &self.pending[start..start + self.frame_len];
-        let tables = &*self.tables;
-        for ((x, s), w) in self.fft_in.iter_mut().zip(frame).zip(&tables.window) {
-            *x = s * w;
-        }
-        // Lengths come from the plan itself, so this cannot fail; a failure would
-        // leave the previous spectrum in place rather than panic.
-        let _ = tables.fft.process_with_scratch(
-            &mut self.fft_in,
-            &mut self.fft_out,
-            &mut self.fft_scratch,
-        );
-        for (m, c) in self.magnitudes.iter_mut().zip(&self.fft_out) {
-            *m = (c.re * c.re + c.im * c.im).sqrt();
-        }
-        if let Some(spectra) = self.spectra.as_mut() {
-            spectra.extend_from_slice(&self.magnitudes);
-        }
         let f = self.frames;
         let mut current = [0f32; NUM_BANDS];
-        tables.bands.energies(&self.magnitudes, &mut current);
+        self.spectrum.band_energies(frame, &mut current);
         self.energies[f % 3] = current;
         self.frames += 1;
         if f >= 2 {

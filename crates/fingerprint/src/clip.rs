@@ -11,21 +11,24 @@
 //! frame `j / tempo`, its band energies interpolated between the two
 //! nearest frames). A [`Warp`] of both undoes a speed change, of one alone a
 //! pitch shift with the tempo kept or a tempo change with the pitch kept.
+//! The spectra are computed (from the clip's samples at the hash rate, by
+//! the hash's own code, so bit for bit the same) only when a warp first
+//! needs them: a clip found as played never pays for them.
 //! The lookup's fallbacks (`auscout-client`'s `recognise`) try a small grid
 //! of warps this way when a clip as played finds nothing.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use symphonia::core::io::MediaSource;
 
 use crate::audiohash::{
-    budget_toggle_bits, frame_length, hash_ranked, mask_of, min_samples, BandWeights, NUM_BANDS,
-    SHORT_QUERY_BUDGET_FACTOR, SHORT_QUERY_FRAMES,
+    budget_toggle_bits, frame_length, hash_ranked, mask_of, min_samples, spectra, BandWeights,
+    NUM_BANDS, SHORT_QUERY_BUDGET_FACTOR, SHORT_QUERY_FRAMES,
 };
 use crate::decode::Decoder;
 use crate::error::FingerprintError;
-use crate::pipeline::{decoded_with_spectra, samples_with_spectra, Fingerprint, HashOptions};
+use crate::pipeline::{hash_decoded, hash_samples, Fingerprint, HashOptions};
 
 /// How a clip differs from the original it was recorded from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,22 +72,25 @@ impl Warp {
     }
 }
 
-/// A fingerprinted clip with the spectra behind its hashes.
+/// A fingerprinted clip with the samples behind its hashes.
 #[derive(Debug, Clone)]
 pub struct Clip {
     opts: HashOptions,
     played: Fingerprint,
-    /// Magnitude spectrum of every frame, `bins` values each.
-    spectra: Vec<f32>,
+    /// The samples at `opts.sr` the hashes were computed from.
+    samples: Vec<f32>,
+    /// Magnitude spectrum of every frame, `bins` values each, once a warp
+    /// has needed them.
+    spectra: OnceLock<Vec<f32>>,
     bins: usize,
 }
 
 impl Clip {
-    /// Decodes and fingerprints `path` with `opts`, keeping its spectra.
+    /// Decodes and fingerprints `path` with `opts`, keeping its samples.
     pub fn open(path: &Path, opts: &HashOptions) -> Result<Clip, FingerprintError> {
         opts.validate()?;
-        let (played, spectra) = decoded_with_spectra(Decoder::open(path)?, opts, true)?;
-        Ok(Self::new(opts, played, spectra))
+        let (played, samples) = hash_decoded(Decoder::open(path)?, opts, true)?;
+        Ok(Self::new(opts, played, samples))
     }
 
     /// [`Clip::open`] for encoded audio from any source; `extension` is a
@@ -96,8 +102,8 @@ impl Clip {
     ) -> Result<Clip, FingerprintError> {
         opts.validate()?;
         let decoder = Decoder::from_source(source, extension)?;
-        let (played, spectra) = decoded_with_spectra(decoder, opts, true)?;
-        Ok(Self::new(opts, played, spectra))
+        let (played, samples) = hash_decoded(decoder, opts, true)?;
+        Ok(Self::new(opts, played, samples))
     }
 
     /// [`Clip::open`] for a stream that cannot seek (standard input, an
@@ -108,8 +114,8 @@ impl Clip {
     ) -> Result<Clip, FingerprintError> {
         opts.validate()?;
         let decoder = Decoder::from_reader(reader, None)?;
-        let (played, spectra) = decoded_with_spectra(decoder, opts, true)?;
-        Ok(Self::new(opts, played, spectra))
+        let (played, samples) = hash_decoded(decoder, opts, true)?;
+        Ok(Self::new(opts, played, samples))
     }
 
     /// [`Clip::open`] for mono samples at `sample_rate` (full scale ±1.0).
@@ -119,15 +125,16 @@ impl Clip {
         opts: &HashOptions,
     ) -> Result<Clip, FingerprintError> {
         opts.validate()?;
-        let (played, spectra) = samples_with_spectra(mono, sample_rate, opts, true)?;
-        Ok(Self::new(opts, played, spectra))
+        let (played, samples) = hash_samples(mono, sample_rate, opts, true)?;
+        Ok(Self::new(opts, played, samples))
     }
 
-    fn new(opts: &HashOptions, played: Fingerprint, spectra: Vec<f32>) -> Clip {
+    fn new(opts: &HashOptions, played: Fingerprint, samples: Vec<f32>) -> Clip {
         Clip {
             opts: opts.clone(),
             played,
-            spectra,
+            samples,
+            spectra: OnceLock::new(),
             bins: frame_length(opts.sr) / 2 + 1,
         }
     }
@@ -225,6 +232,7 @@ impl Clip {
     fn energies(&self, pitch: f64) -> Vec<[f32; NUM_BANDS]> {
         let bands = warped_bands(self.opts.sr, pitch);
         self.spectra
+            .get_or_init(|| spectra(&self.samples, self.opts.sr))
             .chunks_exact(self.bins)
             .map(|mag| {
                 let mut e = [0f32; NUM_BANDS];
@@ -309,6 +317,17 @@ mod tests {
         assert_eq!(&again, clip.fingerprint());
         let file = crate::fingerprint_samples(&x, RATE, &opts()).unwrap();
         assert_eq!(&file, clip.fingerprint());
+    }
+
+    #[test]
+    fn spectra_are_computed_when_a_warp_first_needs_them() {
+        let x = audio::music(4, 3.0, RATE);
+        let clip = Clip::from_samples(&x, RATE, &opts()).unwrap();
+        assert!(clip.spectra.get().is_none());
+        clip.fingerprint_warped(Warp::speed(1.07)).unwrap();
+        // One spectrum per frame: every hash's frame and its two neighbours.
+        let frames = clip.fingerprint().hashes.len() + 2;
+        assert_eq!(clip.spectra.get().map(Vec::len), Some(frames * clip.bins));
     }
 
     #[test]

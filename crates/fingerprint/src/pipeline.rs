@@ -105,16 +105,16 @@ pub fn fingerprint_samples(
     opts: &HashOptions,
 ) -> Result<Fingerprint, FingerprintError> {
     opts.validate()?;
-    samples_with_spectra(mono, sample_rate, opts, false).map(|(fp, _)| fp)
+    hash_samples(mono, sample_rate, opts, false).map(|(fp, _)| fp)
 }
 
 fn run(decoder: Decoder, opts: &HashOptions) -> Result<Fingerprint, FingerprintError> {
-    decoded_with_spectra(decoder, opts, false).map(|(fp, _)| fp)
+    hash_decoded(decoder, opts, false).map(|(fp, _)| fp)
 }
 
-/// [`fingerprint_samples`], and with `keep` every frame's magnitude
-/// spectrum (see [`crate::clip`]).
-pub(crate) fn samples_with_spectra(
+/// [`fingerprint_samples`], and with `keep` the samples at `opts.sr` the
+/// hashes were computed from (see [`crate::clip`]).
+pub(crate) fn hash_samples(
     mono: &[f32],
     sample_rate: u32,
     opts: &HashOptions,
@@ -130,9 +130,9 @@ pub(crate) fn samples_with_spectra(
     pipeline.finish()
 }
 
-/// The fingerprint of everything `decoder` delivers, and with `keep` every
-/// frame's magnitude spectrum.
-pub(crate) fn decoded_with_spectra(
+/// The fingerprint of everything `decoder` delivers, and with `keep` the
+/// samples at `opts.sr` the hashes were computed from.
+pub(crate) fn hash_decoded(
     mut decoder: Decoder,
     opts: &HashOptions,
     keep: bool,
@@ -151,21 +151,20 @@ struct Pipeline {
     hasher: Hasher,
     resampler: Option<StreamResampler>,
     resampled: Vec<f32>,
+    /// Every sample the hasher was fed, when kept.
+    kept: Option<Vec<f32>>,
     limit: Option<u64>,
 }
 
 impl Pipeline {
-    fn new(opts: &HashOptions, keep_spectra: bool) -> Result<Self, FingerprintError> {
+    fn new(opts: &HashOptions, keep_samples: bool) -> Result<Self, FingerprintError> {
         let hasher = Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?
             .cap_bits(opts.max_toggle_bits);
         Ok(Pipeline {
-            hasher: if keep_spectra {
-                hasher.keep_spectra()
-            } else {
-                hasher
-            },
+            hasher,
             resampler: None,
             resampled: Vec::new(),
+            kept: keep_samples.then(Vec::new),
             limit: opts.sample_limit(),
         })
     }
@@ -185,7 +184,8 @@ impl Pipeline {
 
     fn finish(mut self) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
         self.flush_resampler()?;
-        self.hasher.finish_with_spectra()
+        let kept = self.kept.unwrap_or_default();
+        Ok((self.hasher.finish()?, kept))
     }
 
     fn flush_resampler(&mut self) -> Result<(), FingerprintError> {
@@ -206,6 +206,9 @@ impl Pipeline {
             .len()
             .min(usize::try_from(room).unwrap_or(usize::MAX));
         self.hasher.push(&self.resampled[..take]);
+        if let Some(kept) = self.kept.as_mut() {
+            kept.extend_from_slice(&self.resampled[..take]);
+        }
         self.resampled.clear();
         self.limit.is_none_or(|l| self.hasher.samples_seen() < l)
     }
