@@ -113,6 +113,10 @@ pub struct JsonMatch<'a> {
     pub position: i64,
     pub offset_s: f64,
     pub score: f64,
+    /// The clip's speed relative to this track as the server measured it
+    /// (1.05: played 5 % fast); absent from a server that does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
 }
 
 /// One file's answer as printed by `lookup --json`.
@@ -178,6 +182,7 @@ mod tests {
                 position: 100,
                 offset_s: 1.0,
                 score: 0.5,
+                speed: None,
             }],
         };
         assert_eq!(
@@ -187,12 +192,15 @@ mod tests {
         let fast = JsonLookup {
             speed: Some(1.07),
             pitch: Some(1.07),
-            matches: Vec::new(),
+            matches: vec![JsonMatch {
+                speed: Some(1.0512),
+                ..j.matches[0]
+            }],
             ..j
         };
         assert_eq!(
             json_line(&fast),
-            r#"{"file":"c.wav","ms":1.5,"speed":1.07,"pitch":1.07,"matches":[]}"#
+            r#"{"file":"c.wav","ms":1.5,"speed":1.07,"pitch":1.07,"matches":[{"descr":"t.flac","id":7,"position":100,"offset_s":1.0,"score":0.5,"speed":1.0512}]}"#
         );
     }
 }

@@ -110,7 +110,7 @@ fn eval_prints_recall_writes_results_and_a_well_formed_plot() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("clip,match,offset_s,score,ms,pitch,tempo,passes,deep")
+        Some("clip,match,offset_s,score,ms,pitch,tempo,passes,deep,speed")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 14);

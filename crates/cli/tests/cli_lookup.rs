@@ -144,6 +144,36 @@ fn add_lookup_resume_and_delete() {
         (offset - position as f64 * 64.0 / 6000.0).abs() < 1e-9,
         "{best}"
     );
+    // And the clip's speed relative to the track, as the server measured it.
+    let speed = best["speed"].as_f64().expect("speed");
+    assert!((speed - 1.0).abs() < 0.005, "{best}");
+
+    // A clip played 6 % fast (pitch and tempo): its measured speed.
+    let rate = 22050;
+    let x = excerpt(&signals["t0.wav"], rate, 3.0, CLIP_SECONDS * 1.06);
+    let fast = clips.path().join("fast.wav");
+    write_wav(
+        &fast,
+        &resample(&x, (f64::from(rate) * 1.06) as u32, rate),
+        rate,
+        1,
+    );
+    let out = ok(client(&[
+        "lookup",
+        "-u",
+        &url,
+        "-k",
+        "music",
+        "--json",
+        &path_str(&fast),
+    ]));
+    let j: Value = serde_json::from_str(stdout(&out).trim()).expect("one json object");
+    let best = &j["matches"][0];
+    assert_eq!(best["descr"], "t0.wav", "{j}");
+    let speed = best["speed"].as_f64().expect("speed");
+    assert!((speed - 1.06).abs() < 0.01, "{j}");
+    let offset = best["offset_s"].as_f64().expect("offset");
+    assert!((offset - 3.0).abs() < 0.5, "{j}");
 
     // Plain text names the file and the match.
     let out = ok(client(&["lookup", "-u", &url, "-k", "music", &clean]));

@@ -11,6 +11,9 @@ pub struct ShardMatch {
     pub id: u64,
     pub position: i64,
     pub score: f64,
+    /// The clip's speed relative to the track, when the lookup asked for it
+    /// (`WITHSPEED`).
+    pub speed: Option<f64>,
 }
 
 /// One page of `auscout.list`: the cursor to continue from (`None` when
@@ -21,7 +24,8 @@ pub struct ListPage {
     pub descrs: Vec<String>,
 }
 
-/// `auscout.lookup`: an array of `[descr, id, position, score]`.
+/// `auscout.lookup`: an array of `[descr, id, position, score]`, each with
+/// a fifth field, the speed, after `WITHSPEED`.
 pub fn matches(value: Value) -> Result<Vec<ShardMatch>, String> {
     let items = match value {
         Value::Array(items) | Value::Set(items) => items,
@@ -36,14 +40,24 @@ fn one_match(value: Value) -> Result<ShardMatch, String> {
         Value::Array(fields) => fields,
         other => return Err(format!("expected a match array, got {}", kind(&other))),
     };
-    let [descr, id, position, score] = <[Value; 4]>::try_from(fields)
-        .map_err(|f| format!("a match has {} fields, expected 4", f.len()))?;
+    let mut fields = fields.into_iter();
+    let (Some(descr), Some(id), Some(position), Some(score), speed, None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err("a match has neither 4 nor 5 fields".to_owned());
+    };
     let id = integer(&id)?;
     Ok(ShardMatch {
         descr: text(descr)?,
         id: u64::try_from(id).map_err(|_| format!("negative track id {id}"))?,
         position: integer(&position)?,
         score: float(&score)?,
+        speed: speed.as_ref().map(float).transpose()?,
     })
 }
 
@@ -237,12 +251,53 @@ mod tests {
                 descr: "a.wav".into(),
                 id: 3,
                 position: 120,
-                score: 0.75
+                score: 0.75,
+                speed: None
             }
         );
         assert_eq!(got[1].position, -2);
         assert_eq!(got[1].score, 0.5);
         assert_eq!(matches(Value::Array(vec![])).expect("empty"), vec![]);
+    }
+
+    #[test]
+    fn matches_with_their_speed() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("a.wav"),
+                Value::Int(3),
+                Value::Int(120),
+                bulk("0.75"),
+                bulk("1.0625"),
+            ]),
+            Value::Array(vec![
+                bulk("b.wav"),
+                Value::Int(4),
+                Value::Int(7),
+                Value::Double(0.5),
+                Value::Double(0.97),
+            ]),
+        ]);
+        let got = matches(reply).expect("parses");
+        assert_eq!(got[0].speed, Some(1.0625));
+        assert_eq!(got[1].speed, Some(0.97));
+        let six = Value::Array(vec![Value::Array(vec![
+            bulk("a"),
+            Value::Int(1),
+            Value::Int(0),
+            bulk("1"),
+            bulk("1"),
+            bulk("1"),
+        ])]);
+        assert!(matches(six).is_err());
+        let bad_speed = Value::Array(vec![Value::Array(vec![
+            bulk("a"),
+            Value::Int(1),
+            Value::Int(0),
+            bulk("1"),
+            Value::Nil,
+        ])]);
+        assert!(matches(bad_speed).is_err());
     }
 
     #[test]

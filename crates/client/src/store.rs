@@ -37,6 +37,10 @@ pub struct TrackMatch {
     pub position: i64,
     /// In [0, 1]: 0 chance, 1 identical.
     pub score: f64,
+    /// The query's speed relative to the track as the server fitted it
+    /// (1.05: played 5 % fast), when asked for with
+    /// [`LookupOptions::with_speed`].
+    pub speed: Option<f64>,
 }
 
 /// Lookup parameters passed to the server; `None` lets its defaults apply.
@@ -44,6 +48,9 @@ pub struct TrackMatch {
 pub struct LookupOptions {
     pub threshold: Option<f64>,
     pub limit: Option<u32>,
+    /// Ask for each match's speed (`WITHSPEED`; the server fits it, which
+    /// costs a little per match).
+    pub with_speed: bool,
 }
 
 /// A track as listed, with its user-visible id.
@@ -242,6 +249,9 @@ impl Store {
                 if let Some(n) = options.limit {
                     cmd.arg("LIMIT").arg(n);
                 }
+                if options.with_speed {
+                    cmd.arg("WITHSPEED");
+                }
                 cmd
             })
             .collect();
@@ -277,6 +287,7 @@ impl Store {
                     id,
                     position: m.position,
                     score: m.score,
+                    speed: m.speed,
                 });
             }
         }

@@ -53,9 +53,14 @@ fn indexed() -> (Server, Store, Vec<Vec<f32>>) {
     (server, store, tracks)
 }
 
+/// `recognise` as `lookup --json` runs it: each match with its speed.
 fn look(store: &Store, clip: &Clip) -> Recognition<TrackMatch> {
+    let base = LookupOptions {
+        with_speed: true,
+        ..LookupOptions::default()
+    };
     recognise(clip, &Fallbacks::default(), |fp, attempt| {
-        let options = attempt.options(LookupOptions::default());
+        let options = attempt.options(base);
         Ok::<_, Error>(store.lookup(&fp.hashes, &fp.toggles, options)?.0)
     })
     .expect("recognise")
@@ -87,6 +92,10 @@ fn a_track_played_7_percent_fast_is_found_with_its_speed() {
     let best = found.matches.first().expect("found by a fallback");
     assert_eq!(best.descr, "track3");
     assert_eq!(found.warp, Warp::speed(1.07));
+    // The server measures what is left after the warp: together, the speed
+    // the clip was played at.
+    let speed = found.warp.tempo * best.speed.expect("asked for the speed");
+    assert!((speed - 1.07).abs() < 0.01, "measured speed {speed}");
     // The offset is in the track's own time: 12 s in.
     let offset = best.position as f64 * 64.0 / 6000.0;
     assert!((offset - 12.0).abs() < 0.5, "offset {offset}");
@@ -105,11 +114,11 @@ fn a_track_played_10_percent_slow_is_found_by_the_nearest_warp() {
         .0;
     assert!(first.is_empty(), "{first:?}");
     let found = look(&store, &clip);
-    assert_eq!(
-        found.matches.first().map(|m| m.descr.as_str()),
-        Some("track1")
-    );
+    let best = found.matches.first().expect("found by a fallback");
+    assert_eq!(best.descr, "track1");
     assert_eq!(found.warp, Warp::speed(0.93));
+    let speed = found.warp.tempo * best.speed.expect("asked for the speed");
+    assert!((speed - 0.90).abs() < 0.009, "measured speed {speed}");
 }
 
 #[test]
@@ -124,6 +133,8 @@ fn a_clip_found_as_played_makes_one_lookup() {
     );
     assert_eq!(found.warp, Warp::NONE);
     assert_eq!(found.passes.len(), 1);
+    let speed = found.matches[0].speed.expect("asked for the speed");
+    assert!((speed - 1.0).abs() < 0.005, "measured speed {speed}");
 }
 
 #[test]

@@ -149,9 +149,17 @@ fn thread_cpu_ns() -> u64 {
 
 fn bench(c: &mut Criterion) {
     let src = SimIndex::new(777);
-    let params = LookupParams::default();
     let mut g = c.benchmark_group("lookup_1000x4_at_40M");
-    for (name, matching) in [("matching", true), ("non_matching", false)] {
+    // `matching_withspeed`: the same lookup fitting its match's speed too.
+    for (name, matching, with_speed) in [
+        ("matching", true, false),
+        ("matching_withspeed", true, true),
+        ("non_matching", false, false),
+    ] {
+        let params = LookupParams {
+            with_speed,
+            ..LookupParams::default()
+        };
         let (q, t) = query(&src, matching);
         let got = lookup(&src, &q, &t, &params).unwrap_or_default();
         assert_eq!(

@@ -184,9 +184,10 @@ pub fn del(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     ))
 }
 
-/// `auscout.lookup key hasharray togglearray [threshold] [LIMIT n]`
-/// → `[[descr, id, position, score], …]`, best first; answered from a
-/// module thread when the client can be blocked (see `offload`).
+/// `auscout.lookup key hasharray togglearray [threshold] [LIMIT n] [WITHSPEED]`
+/// → `[[descr, id, position, score], …]` (`[…, score, speed]` with
+/// `WITHSPEED`), best first; answered from a module thread when the client
+/// can be blocked (see `offload`).
 pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
     let [_, key_name, hashes, toggles, rest @ ..] = argv.as_slice() else {
         return Err(CmdError::WrongArity);
@@ -198,6 +199,7 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
         limit: None,
         max_toggle_bits: config::max_toggle_bits(),
         threads: config::threads(),
+        with_speed: false,
     };
     let mut rest = rest.iter();
     let mut first = true;
@@ -209,6 +211,8 @@ pub fn lookup(ctx: &Context, argv: Vec<RedisString>) -> CmdResult {
                 return Err(CmdError::Arg("LIMIT must be positive".into()));
             }
             params.limit = Some(usize::try_from(n).unwrap_or(usize::MAX));
+        } else if args::is_keyword(arg, "WITHSPEED") {
+            params.with_speed = true;
         } else if first {
             params.threshold = args::threshold(arg)?;
         } else {

@@ -57,6 +57,8 @@ struct Found {
     id: i64,
     position: i64,
     score: f64,
+    /// Fitted when the lookup asked for it (`WITHSPEED`).
+    speed: Option<f64>,
 }
 
 type Answer = Result<Vec<Found>, CmdError>;
@@ -86,22 +88,26 @@ fn answer_from(src: &(dyn FrameSource + Sync), index: &Index, r: &Request) -> An
             id: m.id,
             position: m.position,
             score: m.score,
+            speed: m.speed,
         })
         .collect())
 }
 
-/// `[[descr, id, position, score], …]`
+/// `[[descr, id, position, score], …]`, each match with its `speed` after
+/// the score when the lookup asked for it.
 fn reply(answer: Answer) -> Result<RedisValue, CmdError> {
     Ok(RedisValue::Array(
         answer?
             .into_iter()
             .map(|m| {
-                RedisValue::Array(vec![
+                let mut fields = vec![
                     RedisValue::StringBuffer(m.descr),
                     RedisValue::Integer(m.id),
                     RedisValue::Integer(m.position),
                     RedisValue::Float(m.score),
-                ])
+                ];
+                fields.extend(m.speed.map(RedisValue::Float));
+                RedisValue::Array(fields)
             })
             .collect(),
     ))

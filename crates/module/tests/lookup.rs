@@ -241,3 +241,106 @@ fn threads_change_speed_not_answers() {
     assert_eq!(replies[0], replies[1]);
     assert_eq!(replies[1], replies[2]);
 }
+
+/// A track whose neighbouring frames share most bits, as the hashes of
+/// overlapping audio frames do: each frame flips two bits of the one before.
+fn smooth(rng: &mut StdRng, n: usize) -> Vec<u32> {
+    let mut h: u32 = rng.random();
+    (0..n)
+        .map(|_| {
+            h ^= (1 << rng.random_range(0..32)) | (1 << rng.random_range(0..32));
+            h
+        })
+        .collect()
+}
+
+/// `frames` query frames of `track` from `at`, as a clip played `speed`
+/// times fast hashes them: query frame `i` is track frame `at + speed·i`.
+fn played(track: &[u32], at: usize, speed: f64, frames: usize) -> Vec<u32> {
+    (0..frames)
+        .map(|i| track[at + (i as f64 * speed).round() as usize])
+        .collect()
+}
+
+#[test]
+fn withspeed_adds_the_fitted_speed_of_each_match() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut rng = StdRng::seed_from_u64(31);
+    populate(&mut c, &mut rng);
+    let track = smooth(&mut rng, 6000);
+    let id: i64 = cmd("auscout.addtrack")
+        .arg("idx")
+        .arg(wire(&track))
+        .arg("fast")
+        .query(&mut c)
+        .unwrap();
+    for (speed, frames) in [(1.03, 900), (1.05, 500), (1.07, 900), (0.96, 700)] {
+        let q = played(&track, 1500, speed, frames);
+        let (q, t) = distort(&mut rng, &q, 0.2);
+        let plain: Vec<Hit> = lookup(&mut c, &q, &t, &[]);
+        let with: Vec<(String, i64, i64, f64, f64)> = cmd("auscout.lookup")
+            .arg("idx")
+            .arg(wire(&q))
+            .arg(wire(&t))
+            .arg("WITHSPEED")
+            .query(&mut c)
+            .unwrap();
+        let first = with.first().expect("the played track is found");
+        assert_eq!(first.1, id, "speed {speed}");
+        assert!(
+            (first.4 - speed).abs() <= 0.01 * speed,
+            "played at {speed}: reported {}",
+            first.4
+        );
+        // The option adds the speed and changes nothing else.
+        let without: Vec<Hit> = with.iter().map(|h| (h.0.clone(), h.1, h.2, h.3)).collect();
+        assert_eq!(without, plain, "speed {speed}");
+    }
+}
+
+#[test]
+fn withspeed_goes_with_a_threshold_and_a_limit() {
+    let s = Server::start();
+    let mut c = s.conn();
+    let mut rng = StdRng::seed_from_u64(32);
+    let tracks = populate(&mut c, &mut rng);
+    let q = &tracks[4].1[1000..1400];
+    let t = vec![0; q.len()];
+    for extra in [
+        &["0.3", "WITHSPEED"][..],
+        &["0.3", "LIMIT", "1", "withspeed"],
+        &["WITHSPEED", "LIMIT", "1"],
+    ] {
+        let reply: Value = cmd("auscout.lookup")
+            .arg("idx")
+            .arg(wire(q))
+            .arg(wire(&t))
+            .arg(extra)
+            .query(&mut c)
+            .unwrap();
+        let Value::Array(hits) = reply else {
+            panic!("{reply:?}")
+        };
+        let Some(Value::Array(first)) = hits.first() else {
+            panic!("{extra:?}: {hits:?}")
+        };
+        assert_eq!(first.len(), 5, "{extra:?}: {first:?}");
+        assert_eq!(first[1], Value::Int(tracks[4].0));
+        let Value::BulkString(speed) = &first[4] else {
+            panic!("a bulk string in RESP2: {first:?}")
+        };
+        let speed: f64 = std::str::from_utf8(speed).unwrap().parse().unwrap();
+        assert!((speed - 1.0).abs() < 0.005, "{extra:?}: {speed}");
+    }
+    // The threshold comes first, as without the option.
+    let err = cmd("auscout.lookup")
+        .arg("idx")
+        .arg(wire(q))
+        .arg(wire(&t))
+        .arg("WITHSPEED")
+        .arg("0.3")
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown option"), "{err}");
+}

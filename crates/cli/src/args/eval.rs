@@ -23,7 +23,7 @@ pub struct EvalArgs {
     /// `lookup --csv` prints, or what `eval --out` wrote)
     #[arg(long, value_name = "CSV")]
     pub results: Option<PathBuf>,
-    /// Write every clip's answer here (clip,match,offset_s,score,ms,pitch,tempo,passes,deep)
+    /// Write every clip's answer here (clip,match,offset_s,score,ms,pitch,tempo,passes,deep,speed)
     #[arg(long, value_name = "CSV", conflicts_with = "results")]
     pub out: Option<PathBuf>,
     /// Write a plot of recall against clip length, a line per distortion

@@ -41,6 +41,9 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
     let lopts = LookupOptions {
         threshold: args.matching.threshold,
         limit: args.matching.limit,
+        // Only JSON shows each match's speed; fitting it costs the server
+        // a little per match.
+        with_speed: out.format == Format::Json,
     };
     let sr = args.hashing.sr;
     let hop = hop_length(sr) as f64 / f64::from(sr);
@@ -107,6 +110,9 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
                         position: m.position,
                         offset_s: offset(m.position),
                         score: m.score,
+                        // The server fits the speed of the lookup's query:
+                        // the clip undone by the warp.
+                        speed: m.speed.map(|s| round4(s * warp.tempo)),
                     })
                     .collect(),
             }),
@@ -148,6 +154,11 @@ pub fn run(args: &LookupArgs, out: &Reporter) -> Result<(), Fatal> {
         ));
     }
     Ok(())
+}
+
+/// A speed as shown: four decimals (a fit is good to about 0.001).
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
 }
 
 fn plural(n: usize) -> &'static str {

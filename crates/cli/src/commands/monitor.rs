@@ -91,6 +91,7 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
         LookupOptions {
             threshold: args.threshold,
             limit: None,
+            with_speed: false,
         },
     );
     if out.format == Format::Csv {

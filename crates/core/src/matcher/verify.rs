@@ -27,6 +27,17 @@ pub(super) struct Verified {
     pub frames: u64,
     /// Track frame aligned with query frame 0 (the first block's offset).
     pub position: i64,
+    /// Where the votes agreed, as verification settled it: the middle of
+    /// the block verification started from, and that block's offset.
+    pub anchor: Anchor,
+}
+
+/// A point of an alignment: query frame `frame` lies on track frame
+/// `frame + offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub frame: usize,
+    pub offset: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +56,8 @@ struct BlockFit {
 /// comparison loop stays branch-free; `prefix[i]` counts informative frames
 /// before `i`.
 pub(super) struct Query<'a> {
-    hashes: &'a [u32],
-    mask: Vec<u32>,
+    pub(super) hashes: &'a [u32],
+    pub(super) mask: Vec<u32>,
     prefix: Vec<u32>,
 }
 
@@ -167,10 +178,15 @@ fn verify_with(
         (errors, frames, prev) = (errors + f.errors, frames + f.frames, f.offset);
         position = f.offset;
     }
+    let anchor_block = block(first);
     (frames > 0).then_some(Verified {
         errors,
         frames,
         position,
+        anchor: Anchor {
+            frame: (anchor_block.start + anchor_block.end) / 2,
+            offset: anchor.offset,
+        },
     })
 }
 

@@ -91,6 +91,7 @@ pub async fn lookup(
     let lopts = LookupOptions {
         threshold: p.threshold,
         limit: p.limit,
+        with_speed: false,
     };
     let fallbacks = if state.config.no_fallbacks {
         Fallbacks::none()

@@ -371,6 +371,7 @@ impl Job {
         let options = LookupOptions {
             threshold: p.threshold,
             limit: None,
+            with_speed: false,
         };
         let store_catalog;
         let catalog: &dyn Catalog = if tracks > 0 {

@@ -24,6 +24,9 @@ pub struct Looked {
     pub passes: usize,
     /// Whether the deep pass found the match.
     pub deep: bool,
+    /// The clip's speed relative to the best match's track, measured (the
+    /// warp's tempo times the speed the engine fitted), when asked for.
+    pub speed: Option<f64>,
 }
 
 /// Looks up `query` (fingerprinted as `fp`) in `corpus`.
@@ -67,6 +70,7 @@ pub fn look_up(
     }
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let hop = hop_length(fp.sr) as f64 / f64::from(fp.sr);
+    let speed = got.first().and_then(|m| m.speed).map(|s| s * warp.tempo);
     let answer = match got.first() {
         Some(m) => Answer {
             matched: corpus.name(m.id).to_owned(),
@@ -84,6 +88,7 @@ pub fn look_up(
         warp,
         passes,
         deep,
+        speed,
     })
 }
 
@@ -103,7 +108,7 @@ pub struct ResultsFile {
 }
 
 impl ResultsFile {
-    pub const HEADER: &'static str = "clip,match,offset_s,score,ms,pitch,tempo,passes,deep";
+    pub const HEADER: &'static str = "clip,match,offset_s,score,ms,pitch,tempo,passes,deep,speed";
 
     pub fn create(path: &Path) -> Result<ResultsFile, String> {
         let f = fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -120,7 +125,7 @@ impl ResultsFile {
         let num = |v: Option<f64>, prec: usize| v.map_or(String::new(), |v| format!("{v:.prec$}"));
         let line = match looked {
             Some(l) => format!(
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 csv_field(clip),
                 csv_field(&l.answer.matched),
                 num(l.answer.offset_s, 3),
@@ -129,9 +134,10 @@ impl ResultsFile {
                 l.warp.pitch,
                 l.warp.tempo,
                 l.passes,
-                u8::from(l.deep)
+                u8::from(l.deep),
+                num(l.speed, 4)
             ),
-            None => format!("{},,,,,,,0,0", csv_field(clip)),
+            None => format!("{},,,,,,,0,0,", csv_field(clip)),
         };
         self.line(&line)
     }

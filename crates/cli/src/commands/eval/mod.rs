@@ -106,6 +106,8 @@ fn index_and_look_up(
     let params = LookupParams {
         threshold: args.lookups.threshold,
         max_toggle_bits: args.lookups.max_toggle_bits,
+        // Only the results file shows the speed (fitting it costs a little).
+        with_speed: args.out.is_some(),
         ..LookupParams::default()
     };
     let research = LookupParams {
