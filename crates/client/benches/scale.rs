@@ -1,10 +1,10 @@
-//! Issue 4's scale figures: one logical index of 40M frames (2,000 synthetic
-//! tracks × 20,000 random frames, the generator of `benches/server.rs`) on one
+//! One logical index of 40M frames (2,000 synthetic tracks × 20,000 random
+//! frames, the server bench's workload from `auscout_testkit::workload`) on one
 //! server and on a local 3-master Redis Cluster, sharded 1, 3 or 6 ways,
 //! driven through the client library's [`Store`] (the code `auscoutclient`
 //! runs: sharded layout, fan-out, merge).
 //!
-//!     cargo build --release -p auscout                       # the module
+//!     cargo build --release -p auscout-module                # the module
 //!     cargo bench -p auscout-client --bench scale             # all six layouts
 //!     AUSCOUT_SCALE_RUNS=single:1,cluster:3 cargo bench -p auscout-client --bench scale
 //!     AUSCOUT_SCALE_TRACKS=200 cargo bench -p auscout-client --bench scale   # 4M frames, quick
@@ -33,7 +33,7 @@ use auscout_client::store::{Access, Endpoint, LookupOptions, Store};
 
 const MASTERS: u16 = 3;
 
-// The same tracks and queries as `benches/server.rs`.
+// The same tracks and queries as the server bench (`crates/module/benches/server`).
 use auscout_testkit::workload::{
     matching_query, random_query, track, FRAMES, QUERY_FRAMES, TOGGLE_BITS,
 };
@@ -62,7 +62,7 @@ impl Node {
         let module = module_path();
         assert!(
             module.exists(),
-            "build the module first: cargo build --release -p auscout ({})",
+            "build the module first: cargo build --release -p auscout-module ({})",
             module.display()
         );
         let mut cmd = Command::new("redis-server");
@@ -354,7 +354,7 @@ fn run(kind: &str, shards: u32, tracks: usize, lookups: usize, port: u16) -> Vec
     let endpoint = Endpoint::new(None, "127.0.0.1", nodes[0].port, cluster).expect("endpoint");
     let store = Store::open(endpoint, "bench", wanted, Access::Read).expect("reopen");
 
-    // Queries as in benches/server.rs: 1,000 consecutive frames of a stored
+    // Queries as in the server bench: 1,000 consecutive frames of a stored
     // track with 30 % of frames flipped in 2 of their 4 toggle bits; and
     // random frames.
     let mut rng = Rng(0x5eed);

@@ -1,5 +1,5 @@
-//! The issue-2 workload without Redis: the tracks and queries of
-//! `benches/server.rs` (2,000 tracks × 20,000 random frames = 40M) in an
+//! The server bench's workload without Redis: the tracks and queries of
+//! `crates/module/benches/server` (2,000 tracks × 20,000 random frames = 40M) in an
 //! `Index`, then wall-clock medians of `Index::lookup` (1,000 frames × 4
 //! toggle bits, matching and not) and of `Index::insert` (20,000 frames), each
 //! with 1 and 2 threads. Shows how much of the server time is the engine's own

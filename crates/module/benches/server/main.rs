@@ -1,4 +1,4 @@
-//! The issue-2 yardstick, through a real redis-server with the module loaded:
+//! The server yardstick, through a real redis-server with the module loaded:
 //! memory per frame, `auscout.add` and `auscout.lookup` server time, and how
 //! long other clients wait while a big index is deleted.
 //!
