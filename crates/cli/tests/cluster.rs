@@ -112,7 +112,7 @@ fn check_answers(rows: &[Answer], expect: &Expect) {
             .unwrap_or_else(|| panic!("no row for {clip}"));
         if track.is_empty() {
             // Unindexed audio: whether it matches is the matcher's business
-            // (tests/lookup.rs, cli_lookup.rs, the bench); here the cluster
+            // (the module's tests/lookup.rs, cli_lookup.rs, the bench); here the cluster
             // must only answer what the single server answers, compared whole
             // by the callers.
             continue;
