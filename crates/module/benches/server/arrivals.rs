@@ -37,6 +37,24 @@ pub enum Arrival {
 impl Arrival {
     pub const ALL: [Arrival; 3] = [Arrival::BackToBack, Arrival::Idle, Arrival::Touch];
 
+    /// The patterns named in `AUSCOUT_BENCH_ARRIVALS` (`back`, `idle`,
+    /// `touch`, separated by `,`; default: all three).
+    pub fn chosen() -> Vec<Arrival> {
+        match std::env::var("AUSCOUT_BENCH_ARRIVALS") {
+            Ok(spec) => spec
+                .split(',')
+                .filter(|name| !name.trim().is_empty())
+                .map(|name| match name.trim() {
+                    "back" => Arrival::BackToBack,
+                    "idle" => Arrival::Idle,
+                    "touch" => Arrival::Touch,
+                    other => panic!("AUSCOUT_BENCH_ARRIVALS: unknown pattern '{other}'"),
+                })
+                .collect(),
+            Err(_) => Arrival::ALL.to_vec(),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Arrival::BackToBack => "back to back",
@@ -167,7 +185,9 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
     );
     println!("| arrival | variant | server median | server p99 | round trip median | round trip p99 | right / false |");
     println!("|---|---|---|---|---|---|---|");
-    for (p, arrival) in Arrival::ALL.into_iter().enumerate() {
+    for arrival in Arrival::chosen() {
+        // The queries depend on the pattern, not on which others run.
+        let p = Arrival::ALL.iter().position(|&a| a == arrival).unwrap_or(0);
         let mut figures: Vec<Figures> = variants.iter().map(|_| Figures::default()).collect();
         for b in 0..blocks {
             for (v, variant) in variants.iter().enumerate() {

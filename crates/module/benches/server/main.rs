@@ -7,6 +7,7 @@
 //!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout-module --bench server # more lookups per pattern and variant (default 300)
 //!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout-module --bench server    # adds on one thread (default: auscout.threads 2)
 //!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (the default)
+//!     AUSCOUT_BENCH_ARRIVALS=idle,touch ...                          # some arrival patterns only (back, idle, touch; default all)
 //!     AUSCOUT_BENCH_CONCURRENCY_SECS=0 ...                             # skip the concurrency part (default 10 s per phase)
 //!     AUSCOUT_BENCH_CONCURRENCY_VARIANTS='threads=1;threads=2' ...     # its variants (default threads=2)
 //!     AUSCOUT_BENCH_HOT=20 ...   # every 20th frame of every track is one shared hash (default 0: none)
@@ -163,12 +164,22 @@ fn start(port: u16) -> (Server, redis::Client) {
     panic!("redis-server did not start on port {port}");
 }
 
-fn used_memory(c: &mut Connection) -> i64 {
+/// A field of `INFO memory` (bytes).
+fn memory_field(c: &mut Connection, field: &str) -> i64 {
     let info: String = redis::cmd("INFO").arg("memory").query(c).expect("INFO");
     info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
-        .expect("used_memory")
+        .unwrap_or_else(|| panic!("INFO memory has no {field}"))
+}
+
+fn used_memory(c: &mut Connection) -> i64 {
+    memory_field(c, "used_memory")
+}
+
+/// Resident memory of the server (`used_memory_rss`, in MB).
+fn rss_mb(c: &mut Connection) -> f64 {
+    memory_field(c, "used_memory_rss") as f64 / 1e6
 }
 
 /// Server-side durations (µs) of the logged commands named `name`, then resets the log.
@@ -325,6 +336,7 @@ fn main() {
     let mut adds = all_adds[all_adds.len().saturating_sub(TIMED_ADDS)..].to_vec();
     let frames = frames_at[tracks] as f64;
     let after = used_memory(&mut c);
+    let rss_built = rss_mb(&mut c);
     let usage: i64 = redis::cmd("MEMORY")
         .arg("USAGE")
         .arg("bench")
@@ -392,6 +404,7 @@ fn main() {
         let worst = delete_while_pinging(&client, &mut c, how, "victim");
         waits.push((how[0], worst));
     }
+    let rss_deleted = rss_mb(&mut c);
 
     println!("build (client-side, {tracks} x auscout.add): {build_s:.1} s");
     println!(
@@ -399,6 +412,10 @@ fn main() {
         growth / frames,
         usage as f64 / frames,
         100.0 * (usage as f64 - growth) / growth
+    );
+    println!(
+        "resident memory (used_memory_rss): {rss_built:.0} MB after the build; {rss_deleted:.0} MB after three copies of the index were made and deleted; used_memory {:.0} MB",
+        used_memory(&mut c) as f64 / 1e6
     );
     println!("auscout.add of a track (last {TIMED_ADDS} adds): median {:.3} ms, p99 {:.3} ms, max {:.3} ms", pct(&mut adds, 0.5), pct(&mut adds, 0.99), pct(&mut adds, 1.0));
     println!(
