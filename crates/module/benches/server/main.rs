@@ -8,6 +8,7 @@
 //!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout-module --bench server    # adds on one thread (default: auscout.threads 2)
 //!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (the default)
 //!     AUSCOUT_BENCH_ARRIVALS=idle,touch ...                          # some arrival patterns only (back, idle, touch; default all)
+//!     AUSCOUT_BENCH_SETTLE_SECS=300 ...    # lookups only after the server sat idle that long (see below)
 //!     AUSCOUT_BENCH_CONCURRENCY_SECS=0 ...                             # skip the concurrency part (default 10 s per phase)
 //!     AUSCOUT_BENCH_CONCURRENCY_VARIANTS='threads=1;threads=2' ...     # its variants (default threads=2)
 //!     AUSCOUT_BENCH_HOT=20 ...   # every 20th frame of every track is one shared hash (default 0: none)
@@ -15,6 +16,12 @@
 //!
 //! The server runs as `auscout-run` starts it, with `MALLOC_CONF=thp:always`
 //! (transparent huge pages; `MALLOC_CONF= cargo bench …` runs it without).
+//! The allocator's purging of memory freed by the build's merges splits
+//! most of those pages right after the build; the kernel (`khugepaged`)
+//! joins them again within minutes once writes stop. The bench prints how
+//! much of the server's memory is on huge pages after the build, and
+//! `AUSCOUT_BENCH_SETTLE_SECS` measures the lookups of a server that has
+//! settled.
 //!
 //! Lookups run in three arrival patterns (see `arrivals.rs`), each variant
 //! in turn. Server time comes from SLOWLOG (threshold 0 while measuring):
@@ -271,6 +278,23 @@ fn delete_while_pinging(
     handle.join().expect("pinger").as_secs_f64() * 1000.0
 }
 
+/// "huge pages: H of R MB": how much of the server's resident memory is
+/// backed by transparent huge pages (Linux; lookups miss the TLB far more
+/// on small pages).
+fn huge_pages(server: &Server) -> String {
+    let path = format!("/proc/{}/smaps_rollup", server.child.id());
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let kb = |field: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+    };
+    match (kb("AnonHugePages:"), kb("Rss:")) {
+        (Some(h), Some(r)) => format!("huge pages: {:.0} of {:.0} MB resident", h / 1e3, r / 1e3),
+        _ => "huge pages: unknown".into(),
+    }
+}
+
 /// The machine's load averages (Linux), printed with the figures: on a
 /// shared machine they say how much of the time was the module's.
 fn load() -> String {
@@ -297,7 +321,7 @@ fn main() {
         .collect();
     // Lookups of each kind (more for a steadier p99, or to profile the server).
     let lookups: usize = env_or("AUSCOUT_BENCH_LOOKUPS", 300);
-    let (_server, client) = start(16_401);
+    let (server, client) = start(16_401);
     let mut c = client.get_connection().expect("connection");
     slowlog(&mut c, false);
     let before = used_memory(&mut c);
@@ -356,6 +380,12 @@ fn main() {
             (false, n) => format!(" ({FRAMES} random frames each, every {n}th one shared hash)"),
         }
     );
+    println!("after the build: {}", huge_pages(&server));
+    let settle: u64 = env_or("AUSCOUT_BENCH_SETTLE_SECS", 0);
+    if settle > 0 {
+        std::thread::sleep(Duration::from_secs(settle));
+        println!("after {settle} s idle: {}", huge_pages(&server));
+    }
     let variants = arrivals::variants(
         &std::env::var("AUSCOUT_BENCH_VARIANTS").unwrap_or("threads=1;threads=2".into()),
     );
