@@ -352,34 +352,30 @@ pub(crate) fn mask_of(ranks: u64, p: u32) -> u32 {
 /// width up to `p` are prefixes of it.
 pub(crate) fn hash_ranked(prev: &[f32; NUM_BANDS], next: &[f32; NUM_BANDS], p: u32) -> (u32, u64) {
     let mut hash = 0u32;
-    let mut abs_d = [0f32; NUM_BITS];
-    for m in 0..NUM_BITS {
+    // One sort key per bit: `|D|`, then the bit index. A non-negative float
+    // orders as its bit pattern does (as `total_cmp` orders it), so the
+    // keys order by `|D|` with ties by the lower bit, and the low
+    // `RANK_FIELD` bits of a key are its bit index.
+    let mut keys = [0u64; NUM_BITS];
+    for (m, key) in keys.iter_mut().enumerate() {
         let d = (next[m] - next[m + 1]) - (prev[m] - prev[m + 1]);
         if d > 0.0 {
             hash |= 0x8000_0000 >> m;
         }
-        abs_d[m] = d.abs();
+        *key = (u64::from(d.abs().to_bits()) << RANK_FIELD) | m as u64;
     }
-    // Insertion into the `p` best so far: p <= 8 of 32, cheaper than a sort.
-    // Strict `<` keeps the earlier (lower) bit on ties.
-    let p = (p as usize).min(MAX_TOGGLE_BITS as usize);
-    let mut best = [(f32::INFINITY, 0usize); MAX_TOGGLE_BITS as usize];
-    let mut filled = 0;
-    for (m, &a) in abs_d.iter().enumerate() {
-        if p == 0 || (filled == p && a.total_cmp(&best[p - 1].0).is_ge()) {
-            continue;
+    // The `p` smallest keys in order, by taking the least one `p` times
+    // (p <= 9 of 32; branch-free minimums, cheaper than a sort).
+    let p = p.min(MAX_TOGGLE_BITS);
+    let mut ranks = 0u64;
+    for i in 0..p {
+        let least = keys.iter().copied().min().unwrap_or(u64::MAX);
+        let m = least & 0x1f;
+        ranks |= m << (RANK_FIELD * i);
+        if let Some(key) = keys.get_mut(m as usize) {
+            *key = u64::MAX;
         }
-        let mut i = filled.min(p - 1);
-        while i > 0 && a.total_cmp(&best[i - 1].0).is_lt() {
-            best[i] = best[i - 1];
-            i -= 1;
-        }
-        best[i] = (a, m);
-        filled = (filled + 1).min(p);
     }
-    let ranks = best[..p].iter().enumerate().fold(0u64, |r, (i, &(_, m))| {
-        r | ((m as u64) << (RANK_FIELD as usize * i))
-    });
     (hash, ranks)
 }
 

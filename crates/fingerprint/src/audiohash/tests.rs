@@ -220,6 +220,15 @@ fn toggle_selection_equals_a_full_sort() {
                 .fold(0u32, |t, &m| t | (0x8000_0000 >> m));
             assert_eq!(hash_bits(&prev, &next, p).1, expected, "p = {p}");
         }
+        // The ranks list the bits in that order: least reliable first.
+        let (_, ranks) = hash_ranked(&prev, &next, MAX_TOGGLE_BITS);
+        for (i, &m) in order[..MAX_TOGGLE_BITS as usize].iter().enumerate() {
+            assert_eq!(
+                (ranks >> (RANK_FIELD as usize * i)) & 0x1f,
+                m as u64,
+                "rank {i}"
+            );
+        }
     }
 }
 
