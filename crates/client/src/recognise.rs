@@ -9,8 +9,9 @@
 //! +12 %, and pitch shifts of a semitone with the tempo kept: the warp
 //! nearest to the true change leaves a residue the first pass absorbs
 //! anyway. A clip found on the first pass costs what it always did; one that
-//! matches nothing pays every fallback (each a warp of the kept spectra and
-//! a lookup, no new FFT).
+//! matches nothing pays every fallback (each a warp of the clip's spectra,
+//! computed once, and a lookup), the next fallback's fingerprint made while
+//! the server looks up the one before.
 //!
 //! Every extra lookup is another chance for unrelated audio to score over
 //! the threshold, so a fallback's match must also reach
@@ -155,7 +156,9 @@ pub const DEFAULT_FALLBACK_MIN_SCORE: f64 = 0.30;
 pub struct Pass {
     /// What was looked up.
     pub attempt: Attempt,
-    /// Warping the spectra and looking up.
+    /// Warping the spectra and looking up (for a fallback, the warp was
+    /// made while the lookup before it ran: the two add up to more than
+    /// the time the pass added).
     pub took: Duration,
 }
 
@@ -201,15 +204,26 @@ pub fn recognise<M: Scored, E: From<FingerprintError>>(
 }
 
 /// The fallbacks alone (for a caller that made the first lookup itself).
+///
+/// The fingerprints of the attempts are made on a helper thread, one
+/// attempt ahead of the lookups: while the server looks up one warp, the
+/// next is being computed, so a clip that matches nothing waits for the
+/// longer of the two at each step instead of their sum. The attempts, their
+/// order and the answer are those of making them one after the other; when
+/// one finds a match the helper stops after the fingerprint it is making.
 pub fn fallback<M: Scored, E: From<FingerprintError>>(
     clip: &Clip,
     fallbacks: &Fallbacks,
     mut lookup: impl FnMut(&Fingerprint, Attempt) -> Result<Vec<M>, E>,
 ) -> Result<Recognition<M>, E> {
-    let mut passes = Vec::with_capacity(fallbacks.warps.len() + 1);
-    let warps = fallbacks.warps.iter().map(|&warp| Attempt {
-        warp,
-        verified: None,
+    let warps = fallbacks.warps.iter().map(|&warp| {
+        (
+            Attempt {
+                warp,
+                verified: None,
+            },
+            None,
+        )
     });
     let deep = fallbacks.deep.map(|d| {
         (
@@ -220,33 +234,64 @@ pub fn fallback<M: Scored, E: From<FingerprintError>>(
             Some(d),
         )
     });
-    let attempts = warps.map(|a| (a, None)).chain(deep);
-    for (attempt, deep) in attempts {
-        let warp = attempt.warp;
+    let attempts: Vec<(Attempt, Option<Deep>)> = warps.chain(deep).collect();
+    let make = |(attempt, deep): &(Attempt, Option<Deep>)| {
         let start = Instant::now();
         let fp = match deep {
-            None => clip.fingerprint_warped(warp),
+            None => clip.fingerprint_warped(attempt.warp),
             Some(d) => Ok(clip.fingerprint_for_noise(d.probe_budget)),
         };
+        (*attempt, fp, start.elapsed())
+    };
+    std::thread::scope(|scope| {
+        // Room for one fingerprint: the helper is at most one attempt
+        // ahead, and stops when the receiver is gone (a match was found).
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (attempts, make) = (&attempts, &make);
+        let helper = scope.spawn(move || {
+            for a in attempts {
+                if tx.send(make(a)).is_err() {
+                    break;
+                }
+            }
+        });
+        let found = look_up_in_turn(rx.iter(), fallbacks.min_score, &mut lookup);
+        drop(rx);
+        // The helper only computes fingerprints; a panic there is a bug
+        // that must not pass silently.
+        if let Err(panic) = helper.join() {
+            std::panic::resume_unwind(panic);
+        }
+        found
+    })
+}
+
+/// Looks up each fingerprint in turn until a match scores at least
+/// `min_score`.
+fn look_up_in_turn<M: Scored, E: From<FingerprintError>>(
+    made: impl Iterator<Item = (Attempt, Result<Fingerprint, FingerprintError>, Duration)>,
+    min_score: f64,
+    lookup: &mut impl FnMut(&Fingerprint, Attempt) -> Result<Vec<M>, E>,
+) -> Result<Recognition<M>, E> {
+    let mut passes = Vec::new();
+    for (attempt, fp, making) in made {
         let fp = match fp {
             Ok(fp) => fp,
             // Slowed down, a clip just long enough as played may give no hash.
             Err(FingerprintError::TooShort { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
+        let start = Instant::now();
         let mut matches = lookup(&fp, attempt)?;
         passes.push(Pass {
             attempt,
-            took: start.elapsed(),
+            took: making + start.elapsed(),
         });
-        if matches
-            .first()
-            .is_some_and(|m| m.score() >= fallbacks.min_score)
-        {
-            matches.retain(|m| m.score() >= fallbacks.min_score);
+        if matches.first().is_some_and(|m| m.score() >= min_score) {
+            matches.retain(|m| m.score() >= min_score);
             return Ok(Recognition {
                 matches,
-                warp,
+                warp: attempt.warp,
                 passes,
             });
         }
@@ -256,4 +301,111 @@ pub fn fallback<M: Scored, E: From<FingerprintError>>(
         warp: Warp::NONE,
         passes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auscout_fingerprint::HashOptions;
+    use auscout_testkit::audio;
+
+    struct Hit(f64);
+
+    impl Scored for Hit {
+        fn score(&self) -> f64 {
+            self.0
+        }
+    }
+
+    fn clip() -> Clip {
+        Clip::from_samples(
+            &audio::music(3, 6.0, 22_050),
+            22_050,
+            &HashOptions::default(),
+        )
+        .expect("clip")
+    }
+
+    /// Every attempt the driver makes, in order; the lookup answers from
+    /// `answer(k)` for the k-th fallback.
+    fn run(
+        answer: impl Fn(usize) -> Result<Vec<Hit>, Failed>,
+    ) -> (Result<Recognition<Hit>, Failed>, Vec<Attempt>) {
+        let clip = clip();
+        let mut seen = Vec::new();
+        let found = fallback(&clip, &Fallbacks::default(), |fp, attempt| {
+            assert!(!fp.hashes.is_empty());
+            seen.push(attempt);
+            answer(seen.len() - 1)
+        });
+        (found, seen)
+    }
+
+    /// An error of the test's lookup, or of a fingerprint.
+    #[derive(Debug, PartialEq)]
+    struct Failed(String);
+
+    impl From<FingerprintError> for Failed {
+        fn from(e: FingerprintError) -> Self {
+            Failed(e.to_string())
+        }
+    }
+
+    fn expected() -> Vec<Attempt> {
+        let mut all: Vec<Attempt> = DEFAULT_WARPS
+            .iter()
+            .map(|&warp| Attempt {
+                warp,
+                verified: None,
+            })
+            .collect();
+        all.push(Attempt {
+            warp: Warp::NONE,
+            verified: Some(DEFAULT_DEEP.verified),
+        });
+        all
+    }
+
+    #[test]
+    fn every_fallback_is_tried_in_order_when_none_matches() {
+        // A match under the fallbacks' minimum score is no match.
+        let (found, seen) = run(|_| Ok(vec![Hit(DEFAULT_FALLBACK_MIN_SCORE - 0.01)]));
+        let found = found.expect("no error");
+        assert!(found.matches.is_empty());
+        assert_eq!(seen, expected());
+        assert_eq!(
+            found.passes.iter().map(|p| p.attempt).collect::<Vec<_>>(),
+            expected()
+        );
+    }
+
+    #[test]
+    fn the_first_fallback_that_matches_ends_the_chain() {
+        let (found, seen) = run(|k| {
+            Ok(if k == 2 {
+                vec![Hit(0.9), Hit(0.2)]
+            } else {
+                Vec::new()
+            })
+        });
+        let found = found.expect("no error");
+        assert_eq!(seen, expected()[..3]);
+        assert_eq!(found.warp, DEFAULT_WARPS[2]);
+        assert_eq!(found.passes.len(), 3);
+        // Matches under the minimum score are dropped.
+        assert_eq!(found.matches.len(), 1);
+    }
+
+    #[test]
+    fn a_lookup_error_ends_the_chain_with_that_error() {
+        let (found, seen) = run(|k| {
+            if k == 1 {
+                Err(Failed("down".into()))
+            } else {
+                Ok(Vec::new())
+            }
+        });
+        assert_eq!(found.err(), Some(Failed("down".into())));
+        assert_eq!(seen.len(), 2);
+    }
 }
