@@ -2,7 +2,7 @@
 //! "elem/s" where one element is one second of audio: the figure is directly
 //! the × real-time factor on one core.
 //!
-//! `cargo bench -p auscout-client --bench fingerprint`
+//! `cargo bench -p auscout-fingerprint --bench fingerprint`
 //!
 //! Generates a 60 s synthetic stereo 44.1 kHz track and encodes it with
 //! `ffmpeg` (MP3 128k, Ogg Vorbis q4, FLAC, AAC 128k); also times each stage
