@@ -3,7 +3,8 @@
 //! `PING` every 2 ms and another adds a 20,000-frame track every second.
 //! Figures: lookups per second (and the ratio to one client), `PING` round
 //! trips, `auscout.add` round trips against the same adds on an otherwise
-//! idle server, and whether every lookup answered what it answered alone.
+//! idle server, whether every lookup answered what it answered alone, and
+//! the CPU time the server's threads and the bench's clients spent.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,7 +63,7 @@ fn adder(mut c: Connection, stop: Arc<AtomicBool>, seed: u64) -> Vec<f64> {
 }
 
 /// Runs the measurement for `secs` seconds of load.
-pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
+pub fn run(client: &redis::Client, server_pid: u32, tracks: usize, secs: u64) {
     let conn = || client.get_connection().expect("connection");
     let mut rng = Rng(0xc0c0);
     let queries: Vec<(Vec<u8>, Vec<u8>)> = (0..QUERIES)
@@ -92,6 +93,7 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
     // One client: the answers, then its rate.
     let mut c = conn();
     let alone: Vec<Answer> = queries.iter().map(|q| lookup(&mut c, q)).collect();
+    let server_before = crate::cpu::by_thread_name(server_pid);
     let t = Instant::now();
     let mut n = 0usize;
     while t.elapsed() < span {
@@ -99,6 +101,9 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
         n += 1;
     }
     let one_rate = n as f64 / t.elapsed().as_secs_f64();
+    let one_cpu: f64 = crate::cpu::spent(&server_before, &crate::cpu::by_thread_name(server_pid))
+        .values()
+        .sum();
 
     // Many clients, a pinger and an adder.
     let stop = Arc::new(AtomicBool::new(false));
@@ -125,6 +130,10 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
         let (s, c) = (stop.clone(), conn());
         std::thread::spawn(move || adder(c, s, 60_000_000))
     };
+    let (server_before, bench_before) = (
+        crate::cpu::by_thread_name(server_pid),
+        crate::cpu::by_thread_name(std::process::id()),
+    );
     let t = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -146,6 +155,13 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
     std::thread::sleep(span);
     stop.store(true, Ordering::Relaxed);
     let elapsed = t.elapsed().as_secs_f64();
+    let server_cpu = crate::cpu::spent(&server_before, &crate::cpu::by_thread_name(server_pid));
+    let bench_cpu: f64 = crate::cpu::spent(
+        &bench_before,
+        &crate::cpu::by_thread_name(std::process::id()),
+    )
+    .values()
+    .sum();
     for h in clients {
         h.join().expect("client");
     }
@@ -156,6 +172,10 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
     println!(
         "concurrency ({secs} s each): 1 client {one_rate:.0} lookups/s; {CLIENTS} clients {many:.0} lookups/s ({:.2}x) with PING every 2 ms and an add every second",
         many / one_rate
+    );
+    println!(
+        "  one client: the server's CPU {:.3} ms per lookup (all its threads)",
+        1e3 * one_cpu / n.max(1) as f64
     );
     println!(
         "  PING round trip: median {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} pings)",
@@ -171,6 +191,18 @@ pub fn run(client: &redis::Client, tracks: usize, secs: u64) {
         adds.len(),
         ms(idle_adds.clone(), 0.5),
         ms(idle_adds.clone(), 1.0)
+    );
+    let module_cpu: f64 = server_cpu
+        .iter()
+        .filter(|(name, _)| name.starts_with("auscout-pool"))
+        .map(|(_, s)| s)
+        .sum();
+    let main_cpu = server_cpu.get("redis-server").copied().unwrap_or(0.0);
+    let other_cpu = server_cpu.values().sum::<f64>() - module_cpu - main_cpu;
+    let lookups = done.load(Ordering::Relaxed).max(1) as f64;
+    println!(
+        "  CPU of the {secs} s with {CLIENTS} clients: module threads {module_cpu:.2} s ({:.3} ms per lookup), Redis main thread {main_cpu:.2} s, other server threads {other_cpu:.2} s, the bench's clients {bench_cpu:.2} s",
+        1e3 * module_cpu / lookups
     );
     println!(
         "  lookups answering otherwise than alone: {} of {}",

@@ -26,7 +26,10 @@
 //! Lookups run in three arrival patterns (see `arrivals.rs`), each variant
 //! in turn. Server time comes from SLOWLOG (threshold 0 while measuring):
 //! the time Redis spent inside the command, without network or client
-//! overhead; lookups also get the round trip the client sees.
+//! overhead; lookups also get the round trip the client sees. The
+//! concurrency part also reports CPU time by thread (`cpu.rs`): the
+//! module's threads per lookup, Redis's main thread, and the bench's own
+//! clients, which share the machine's cores with the server.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,6 +44,7 @@ const TIMED_ADDS: usize = 100;
 
 mod arrivals;
 mod concurrency;
+mod cpu;
 
 use auscout_testkit::workload::{matching_query_hot, track_hot, FRAMES, QUERY_FRAMES};
 use auscout_testkit::Rng;
@@ -397,7 +401,7 @@ fn main() {
         for v in arrivals::variants(&spec) {
             arrivals::set_configs(&mut c, &v);
             println!("variant {}:", v.name);
-            concurrency::run(&client, tracks, secs);
+            concurrency::run(&client, server.child.id(), tracks, secs);
         }
     }
     // Back to the server's defaults.
