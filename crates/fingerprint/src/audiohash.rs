@@ -165,6 +165,8 @@ pub struct Hasher {
     /// the end).
     toggles: Vec<u32>,
     ranks: Vec<u64>,
+    /// Every frame's band energies, when kept ([`Hasher::keep_energies`]).
+    kept_energies: Option<Vec<[f32; NUM_BANDS]>>,
 }
 
 impl Hasher {
@@ -208,7 +210,24 @@ impl Hasher {
             hashes: Vec::new(),
             toggles: Vec::new(),
             ranks: Vec::new(),
+            kept_energies: None,
         })
+    }
+
+    /// Keeps every frame's band energies (132 bytes a frame), taken with
+    /// [`Hasher::take_energies`]: a query clip's noise pass needs exactly
+    /// these, and keeping them costs less than computing them again.
+    pub(crate) fn keep_energies(mut self) -> Self {
+        self.kept_energies = Some(Vec::new());
+        self
+    }
+
+    /// The band energies of every frame so far, when kept (empty otherwise).
+    pub(crate) fn take_energies(&mut self) -> Vec<[f32; NUM_BANDS]> {
+        self.kept_energies
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Budgeted masks get at most `max_bits` bits (the server's
@@ -313,6 +332,9 @@ impl Hasher {
         let mut current = [0f32; NUM_BANDS];
         self.spectrum.band_energies(frame, &mut current);
         self.energies[f % 3] = current;
+        if let Some(all) = self.kept_energies.as_mut() {
+            all.push(current);
+        }
         self.frames += 1;
         if f >= 2 {
             let (prev, next) = (&self.energies[(f - 2) % 3], &self.energies[f % 3]);

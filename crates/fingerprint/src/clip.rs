@@ -13,7 +13,9 @@
 //! pitch shift with the tempo kept or a tempo change with the pitch kept.
 //! The spectra are computed (from the clip's samples at the hash rate, by
 //! the hash's own code, so bit for bit the same) only when a warp first
-//! needs them: a clip found as played never pays for them.
+//! needs them: a clip found as played never pays for them. The band
+//! energies the hash computed are kept (132 bytes a frame): the noise pass
+//! (`Clip::fingerprint_for_noise`) and a tempo-only warp start from them.
 //! The lookup's fallbacks (`auscout-client`'s `recognise`) try a small grid
 //! of warps this way when a clip as played finds nothing.
 
@@ -28,7 +30,7 @@ use crate::audiohash::{
 };
 use crate::decode::Decoder;
 use crate::error::FingerprintError;
-use crate::pipeline::{hash_decoded, hash_samples, Fingerprint, HashOptions};
+use crate::pipeline::{hash_decoded, hash_samples, Fingerprint, HashOptions, Kept};
 
 /// How a clip differs from the original it was recorded from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,6 +81,9 @@ pub struct Clip {
     played: Fingerprint,
     /// The samples at `opts.sr` the hashes were computed from.
     samples: Vec<f32>,
+    /// Every frame's band energies as the hash computed them: those of
+    /// [`Clip::energies`] at pitch 1, without computing the spectra.
+    energies_played: Vec<[f32; NUM_BANDS]>,
     /// Magnitude spectrum of every frame, `bins` values each, once a warp
     /// has needed them.
     spectra: OnceLock<Vec<f32>>,
@@ -89,8 +94,8 @@ impl Clip {
     /// Decodes and fingerprints `path` with `opts`, keeping its samples.
     pub fn open(path: &Path, opts: &HashOptions) -> Result<Clip, FingerprintError> {
         opts.validate()?;
-        let (played, samples) = hash_decoded(Decoder::open(path)?, opts, true)?;
-        Ok(Self::new(opts, played, samples))
+        let (played, kept) = hash_decoded(Decoder::open(path)?, opts, true)?;
+        Ok(Self::new(opts, played, kept))
     }
 
     /// [`Clip::open`] for encoded audio from any source; `extension` is a
@@ -102,8 +107,8 @@ impl Clip {
     ) -> Result<Clip, FingerprintError> {
         opts.validate()?;
         let decoder = Decoder::from_source(source, extension)?;
-        let (played, samples) = hash_decoded(decoder, opts, true)?;
-        Ok(Self::new(opts, played, samples))
+        let (played, kept) = hash_decoded(decoder, opts, true)?;
+        Ok(Self::new(opts, played, kept))
     }
 
     /// [`Clip::open`] for a stream that cannot seek (standard input, an
@@ -114,8 +119,8 @@ impl Clip {
     ) -> Result<Clip, FingerprintError> {
         opts.validate()?;
         let decoder = Decoder::from_reader(reader, None)?;
-        let (played, samples) = hash_decoded(decoder, opts, true)?;
-        Ok(Self::new(opts, played, samples))
+        let (played, kept) = hash_decoded(decoder, opts, true)?;
+        Ok(Self::new(opts, played, kept))
     }
 
     /// [`Clip::open`] for mono samples at `sample_rate` (full scale ±1.0).
@@ -125,15 +130,16 @@ impl Clip {
         opts: &HashOptions,
     ) -> Result<Clip, FingerprintError> {
         opts.validate()?;
-        let (played, samples) = hash_samples(mono, sample_rate, opts, true)?;
-        Ok(Self::new(opts, played, samples))
+        let (played, kept) = hash_samples(mono, sample_rate, opts, true)?;
+        Ok(Self::new(opts, played, kept))
     }
 
-    fn new(opts: &HashOptions, played: Fingerprint, samples: Vec<f32>) -> Clip {
+    fn new(opts: &HashOptions, played: Fingerprint, kept: Kept) -> Clip {
         Clip {
             opts: opts.clone(),
             played,
-            samples,
+            samples: kept.samples,
+            energies_played: kept.energies,
             spectra: OnceLock::new(),
             bins: frame_length(opts.sr) / 2 + 1,
         }
@@ -228,8 +234,18 @@ impl Clip {
         }
     }
 
-    /// Band energies of every frame, the bands scaled by `pitch`.
-    fn energies(&self, pitch: f64) -> Vec<[f32; NUM_BANDS]> {
+    /// Band energies of every frame, the bands scaled by `pitch`: at pitch 1
+    /// those the hash kept (the same table over the same spectra).
+    fn energies(&self, pitch: f64) -> std::borrow::Cow<'_, [[f32; NUM_BANDS]]> {
+        if pitch == 1.0 {
+            return std::borrow::Cow::Borrowed(&self.energies_played);
+        }
+        std::borrow::Cow::Owned(self.energies_from_spectra(pitch))
+    }
+
+    /// Band energies of every frame from the spectra, the bands scaled by
+    /// `pitch`.
+    fn energies_from_spectra(&self, pitch: f64) -> Vec<[f32; NUM_BANDS]> {
         let bands = warped_bands(self.opts.sr, pitch);
         self.spectra
             .get_or_init(|| spectra(&self.samples, self.opts.sr))
@@ -328,6 +344,23 @@ mod tests {
         // One spectrum per frame: every hash's frame and its two neighbours.
         let frames = clip.fingerprint().hashes.len() + 2;
         assert_eq!(clip.spectra.get().map(Vec::len), Some(frames * clip.bins));
+    }
+
+    #[test]
+    fn the_energies_the_hash_kept_are_those_of_the_spectra() {
+        // A cut clip too: the kept energies stop where the hashed samples do.
+        for max_seconds in [None, Some(2.5)] {
+            let x = audio::music(6, 4.0, RATE);
+            let o = HashOptions {
+                max_seconds,
+                ..opts()
+            };
+            let clip = Clip::from_samples(&x, RATE, &o).unwrap();
+            assert!(clip.spectra.get().is_none());
+            let kept = clip.energies(1.0).into_owned();
+            assert_eq!(kept.len(), clip.fingerprint().hashes.len() + 2);
+            assert_eq!(kept, clip.energies_from_spectra(1.0), "{max_seconds:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::path::Path;
 use symphonia::core::io::MediaSource;
 
 use crate::audiohash::{
-    Hasher, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS, MIN_SAMPLE_RATE, SERVER_DEFAULT_MAX_TOGGLE_BITS,
+    Hasher, DEFAULT_PROBE_BUDGET, MAX_TOGGLE_BITS, MIN_SAMPLE_RATE, NUM_BANDS,
+    SERVER_DEFAULT_MAX_TOGGLE_BITS,
 };
 use crate::decode::Decoder;
 use crate::error::FingerprintError;
@@ -112,14 +113,22 @@ fn run(decoder: Decoder, opts: &HashOptions) -> Result<Fingerprint, FingerprintE
     hash_decoded(decoder, opts, false).map(|(fp, _)| fp)
 }
 
-/// [`fingerprint_samples`], and with `keep` the samples at `opts.sr` the
-/// hashes were computed from (see [`crate::clip`]).
+/// What a pipeline asked to keep them keeps besides the fingerprint: the
+/// samples at `opts.sr` the hashes were computed from, and every frame's
+/// band energies (see [`crate::clip`]).
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    pub samples: Vec<f32>,
+    pub energies: Vec<[f32; NUM_BANDS]>,
+}
+
+/// [`fingerprint_samples`], and with `keep` what [`Kept`] holds.
 pub(crate) fn hash_samples(
     mono: &[f32],
     sample_rate: u32,
     opts: &HashOptions,
     keep: bool,
-) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
+) -> Result<(Fingerprint, Kept), FingerprintError> {
     let mut pipeline = Pipeline::new(opts, keep)?;
     // Chunked like a decoder would deliver it, so the resampler's buffers stay small.
     for chunk in mono.chunks(1 << 16) {
@@ -130,13 +139,13 @@ pub(crate) fn hash_samples(
     pipeline.finish()
 }
 
-/// The fingerprint of everything `decoder` delivers, and with `keep` the
-/// samples at `opts.sr` the hashes were computed from.
+/// The fingerprint of everything `decoder` delivers, and with `keep` what
+/// [`Kept`] holds.
 pub(crate) fn hash_decoded(
     mut decoder: Decoder,
     opts: &HashOptions,
     keep: bool,
-) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
+) -> Result<(Fingerprint, Kept), FingerprintError> {
     let mut pipeline = Pipeline::new(opts, keep)?;
     while let Some(chunk) = decoder.next_chunk()? {
         if !pipeline.push(chunk.sample_rate, chunk.samples)? {
@@ -158,8 +167,11 @@ struct Pipeline {
 
 impl Pipeline {
     fn new(opts: &HashOptions, keep_samples: bool) -> Result<Self, FingerprintError> {
-        let hasher = Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?
+        let mut hasher = Hasher::with_budget(opts.sr, opts.toggle_bits, opts.probe_budget)?
             .cap_bits(opts.max_toggle_bits);
+        if keep_samples {
+            hasher = hasher.keep_energies();
+        }
         Ok(Pipeline {
             hasher,
             resampler: None,
@@ -182,9 +194,12 @@ impl Pipeline {
         Ok(self.feed_hasher())
     }
 
-    fn finish(mut self) -> Result<(Fingerprint, Vec<f32>), FingerprintError> {
+    fn finish(mut self) -> Result<(Fingerprint, Kept), FingerprintError> {
         self.flush_resampler()?;
-        let kept = self.kept.unwrap_or_default();
+        let kept = Kept {
+            samples: self.kept.unwrap_or_default(),
+            energies: self.hasher.take_energies(),
+        };
         Ok((self.hasher.finish()?, kept))
     }
 
