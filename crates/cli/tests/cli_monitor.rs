@@ -45,10 +45,13 @@ fn a_recording_comes_back_as_its_truth_from_a_file_stdin_and_raw_pcm() {
         .expect("d.wav ends");
     let speed = fast["speed"].as_f64().expect("a speed");
     assert!((speed - 1.03).abs() < 0.01, "speed {speed}");
-    assert!(events
-        .iter()
-        .filter(|e| e["track"] != "d.wav")
-        .all(|e| e.get("speed").is_none()));
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["track"] != "d.wav")
+            .all(|e| e.get("speed").is_none()),
+        "{events:#?}"
+    );
 
     // The same file through a pipe (probed without seeking).
     let bytes = std::fs::read(&file).expect("read");

@@ -44,12 +44,12 @@ fn assert_matches_truth_with_gap(out: &Output, truth: &[Truth], cut: f64) {
     assert!((0.0..4.0).contains(&gap), "gap {gap} s: {got:#?}");
     for (r, t) in got.iter().zip(truth) {
         let shift = if t.start > cut { gap } else { 0.0 };
-        let ok = r.track == t.track
-            && (r.start - shift - t.start).abs() <= 1.0
-            && (r.end - shift - t.end).abs() <= 1.0
-            && (r.track_start - t.track_start).abs() <= 1.0 * t.speed;
-        assert!(ok, "{r:?} vs {t:?} (gap {gap})\nall: {got:#?}");
+        assert!(
+            t.matches(r, shift),
+            "{r:?} vs {t:?} (gap {gap})\nall: {got:#?}"
+        );
     }
+    assert_crossfades_overlap(&got, truth);
 }
 
 /// A failed run with one line on stderr containing `needle`.

@@ -8,9 +8,13 @@
 //! follower, which reads the track's hashes once, extends back through the
 //! recent history to where the track began, and from then on follows every
 //! new frame. A follower is reported ("start") once its evidence is
-//! beyond what chance gives, and ends ("end") when its track has been gone
-//! for the permitted gap; its boundaries are where the track stopped being
-//! heard, not window edges.
+//! beyond what chance gives and no other alignment explains its stretch
+//! better, and ends ("end") when its track has been gone for the permitted
+//! gap; its boundaries are where the track stopped being heard, not window
+//! edges. Music that repeats (a loop, a chorus, a passage two tracks share)
+//! matches at several alignments: the one that explains the stretch best
+//! is the segment, and one reported before it was found is withdrawn
+//! ("cancel").
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,6 +47,9 @@ pub struct Options {
     pub confirm: f64,
     /// Shortest segment reported (s).
     pub min_length: f64,
+    /// Shortest segment reported (s) when the track is heard clearly (its
+    /// level at most [`CLEAR_BER`]): a live "start" comes this soon.
+    pub min_length_clear: f64,
     /// Longest stretch (s) where the track is not heard but which is
     /// bridged when it comes back at the same alignment with nothing else
     /// recognised in between (quiet passages under noise, talk-over). A hole
@@ -61,6 +68,7 @@ impl Default for Options {
             history: 60.0,
             confirm: 20.0,
             min_length: 4.0,
+            min_length_clear: 2.5,
             bridge: 30.0,
         }
     }
@@ -96,7 +104,8 @@ pub struct Monitor<'c> {
     /// window still reaching into one's tail must not start it again.
     closed: VecDeque<(u64, i64, u64)>,
     tracks: HashMap<u64, Arc<Vec<u32>>>,
-    next_lookup: u64,
+    /// Stream frame of the last lookup.
+    last_lookup: u64,
     lookups: u64,
     max_bits: u32,
 }
@@ -117,7 +126,7 @@ impl<'c> Monitor<'c> {
             followers: Vec::new(),
             closed: VecDeque::new(),
             tracks: HashMap::new(),
-            next_lookup: 0,
+            last_lookup: 0,
             lookups: 0,
         })
     }
@@ -174,9 +183,7 @@ impl<'c> Monitor<'c> {
         self.hashes.finish(&mut fresh)?;
         self.absorb(&mut fresh, on)?;
         let followers = std::mem::take(&mut self.followers);
-        for f in followers {
-            self.close(f, on);
-        }
+        self.close(followers, on);
         Ok(())
     }
 
@@ -219,14 +226,16 @@ impl<'c> Monitor<'c> {
         }
         self.followers = followers;
         self.review(on);
-        if hi >= self.next_lookup {
-            let explained = self.explained();
-            let every = if explained {
-                self.opts.every_explained
-            } else {
-                self.opts.every
-            };
-            self.next_lookup = hi + self.frames(every).max(BLOCK as u64);
+        // Due a second after the last lookup while nothing explains the
+        // audio, five seconds after it while something does: decided now,
+        // so that a track that stops is looked past within a second.
+        let every = if self.explained() {
+            self.opts.every_explained
+        } else {
+            self.opts.every
+        };
+        if hi >= self.last_lookup + self.frames(every).max(BLOCK as u64) || self.lookups == 0 {
+            self.last_lookup = hi;
             self.discover(on)?;
         }
         let keep = self.frames(self.opts.history) as usize;
@@ -251,7 +260,9 @@ impl<'c> Monitor<'c> {
     fn review(&mut self, on: &mut dyn FnMut(Event)) {
         let gap = self.frames(self.opts.gap).max(BLOCK as u64);
         let min_len = self.frames(self.opts.min_length);
+        let min_len_clear = self.frames(self.opts.min_length_clear);
         let bridge = self.frames(self.opts.bridge).max(gap);
+        let mut ending = Vec::new();
         let mut i = 0;
         while i < self.followers.len() {
             let f = &mut self.followers[i];
@@ -266,18 +277,15 @@ impl<'c> Monitor<'c> {
             let f = &self.followers[i];
             let gone = since >= gap && fallen >= drop;
             let ended = gone
-                && (!f.confirmed
-                    || since >= bridge
+                && ((!f.confirmed && f.evidence < self.opts.confirm)
+                    || (since >= bridge && f.hi() - f.heard(self.straddle()).1 >= bridge)
                     || f.missing_since_end() >= gap
                     || self.other_after(i));
-            if !f.confirmed
-                && f.evidence >= self.opts.confirm
-                && span >= min_len
-                && f.level() <= MAX_MATCH_BER
-                && !self.covered(i)
-            {
-                let f = &mut self.followers[i];
-                f.confirmed = true;
+            let long_enough = span >= min_len
+                || (span >= min_len_clear && f.best_level(self.level_blocks()) <= CLEAR_BER);
+            if !f.confirmed && long_enough && self.viable(f) && !self.dominated(i) {
+                i = self.supersede(i, on);
+                self.followers[i].confirmed = true;
                 let seg = self.segment(&self.followers[i]);
                 on(Event {
                     kind: EventKind::Start,
@@ -285,8 +293,7 @@ impl<'c> Monitor<'c> {
                 });
             }
             if ended {
-                let f = self.followers.remove(i);
-                self.close(f, on);
+                ending.push(self.followers.remove(i));
                 continue;
             }
             // Unconfirmed followers that got nowhere are dropped early.
@@ -297,6 +304,17 @@ impl<'c> Monitor<'c> {
             }
             i += 1;
         }
+        if !ending.is_empty() {
+            self.close(ending, on);
+        }
+    }
+
+    /// Frames of audio one hash hears: the frames past a boundary that
+    /// straddle it.
+    fn straddle(&self) -> u64 {
+        let span = auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64
+            / f64::from(self.opts.sr);
+        (span / self.hop).round() as u64
     }
 
     /// Has another confirmed track been heard since follower `i` was last?
@@ -309,57 +327,151 @@ impl<'c> Monitor<'c> {
             .any(|(j, g)| j != i && g.confirmed && g.id != id && g.end > end + BLOCK as u64)
     }
 
-    /// Is follower `i`'s span mostly inside a stronger confirmed one's?
-    fn covered(&self, i: usize) -> bool {
-        let f = &self.followers[i];
-        let len = (f.end - f.start).max(1);
-        self.followers.iter().enumerate().any(|(j, g)| {
-            if j == i || !g.confirmed {
-                return false;
-            }
-            let a = f.start.max(g.start);
-            let b = f.end.min(g.end);
-            b > a && (b - a) * 2 >= len && g.ber_over(a, b) <= f.ber_over(a, b)
-        })
+    /// Could `f` be reported: confirmed already, or with the evidence and
+    /// the level a segment needs.
+    fn viable(&self, f: &Follower) -> bool {
+        f.confirmed
+            || (f.evidence >= self.opts.confirm
+                && f.best_level(self.level_blocks()) <= MAX_MATCH_BER)
     }
 
-    fn close(&mut self, f: Follower, on: &mut dyn FnMut(Event)) {
+    /// Blocks over which a follower's level is judged: the shortest segment.
+    fn level_blocks(&self) -> usize {
+        (self.frames(self.opts.min_length) as usize).div_ceil(BLOCK)
+    }
+
+    /// Does another viable follower explain follower `i`'s span better? A
+    /// track whose music repeats (a loop, a chorus) matches itself a few
+    /// seconds apart, and two tracks may share a passage: of the
+    /// alignments heard over one stretch, only the best is the track.
+    fn dominated(&self, i: usize) -> bool {
+        let f = &self.followers[i];
+        self.followers
+            .iter()
+            .enumerate()
+            .any(|(j, g)| j != i && explains_better(g, f) && self.viable(g))
+    }
+
+    /// Cancels the confirmed followers that follower `i` explains better
+    /// (an alignment reported first, before the right one was found);
+    /// returns `i`'s index afterwards.
+    fn supersede(&mut self, mut i: usize, on: &mut dyn FnMut(Event)) -> usize {
+        let mut j = 0;
+        while j < self.followers.len() {
+            let g = &self.followers[j];
+            if j != i && g.confirmed && explains_better(&self.followers[i], g) {
+                let g = self.followers.remove(j);
+                if j < i {
+                    i -= 1;
+                }
+                on(Event {
+                    kind: EventKind::Cancel,
+                    segment: self.segment(&g),
+                });
+                self.forget(&g);
+                continue;
+            }
+            j += 1;
+        }
+        i
+    }
+
+    /// Remembers a follower that is over, so that a lookup window still
+    /// reaching into its tail does not start it again.
+    fn forget(&mut self, f: &Follower) {
         if self.closed.len() >= 64 {
             self.closed.pop_front();
         }
         self.closed.push_back((f.id, f.offset_at(f.end), f.end));
-        if f.confirmed {
+    }
+
+    /// Ends followers: each confirmed one is reported ("end"), unless its
+    /// span lies within another confirmed follower's that hears it about as
+    /// well ("cancel"): the same music heard at two alignments (a loop) or
+    /// in two tracks (a shared passage) is one excerpt, the longer one.
+    /// Shorter spans go first, so that of two alike one stays.
+    fn close(&mut self, mut ending: Vec<Follower>, on: &mut dyn FnMut(Event)) {
+        ending.sort_by_key(|f| f.end - f.start);
+        let mut kept = vec![true; ending.len()];
+        for k in 0..ending.len() {
+            let g = &ending[k];
+            self.forget(g);
+            if !g.confirmed {
+                kept[k] = false;
+                continue;
+            }
+            let others = ending
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != k && kept[j])
+                .map(|(_, f)| f)
+                .chain(self.followers.iter());
+            let straddle = self.straddle();
+            let duplicate = others
+                .filter(|f| f.confirmed)
+                .any(|f| contains_as_well(f, f.heard(straddle), g));
+            kept[k] = !duplicate;
             on(Event {
-                kind: EventKind::End,
-                segment: self.segment(&f),
+                kind: if duplicate {
+                    EventKind::Cancel
+                } else {
+                    EventKind::End
+                },
+                segment: self.segment(g),
             });
         }
     }
 
-    /// A follower's span in seconds. A hash hears about 0.36 s of audio
-    /// from its frame's start: the first matching hash starts where the
-    /// track does (one that straddles a cut from silence or from unrelated
-    /// audio does not match yet), and the track is heard until about three
-    /// quarters into the last matching hash's audio (measured on the bench's
-    /// hard cuts).
+    /// A follower's span in seconds, from where its track is first heard
+    /// to where it is last heard ([`Follower::heard`]: beyond the span
+    /// while the track is still heard faintly, as in a crossfade). A hash
+    /// hears about 0.36 s of audio from its frame's start: the first
+    /// matching hash starts where the track does (one that straddles a cut
+    /// from silence or from unrelated audio does not match yet), and the
+    /// track is heard until about three quarters into the last matching
+    /// hash's audio (measured on the bench's hard cuts).
     fn segment(&self, f: &Follower) -> Segment {
         let span = auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64
             / f64::from(self.opts.sr);
-        let tail = 0.75 * span;
-        let speed = f.speed();
+        let (speed, speed_error) = f.speed_fit();
         let track_len = f.track_len() as f64 * self.hop + span;
         let clamp = |t: f64| t.clamp(0.0, track_len);
-        let last = f.end.saturating_sub(1).max(f.start);
+        // A span shorter than the shortest segment (just reported, on a live
+        // source) is too short to tell a speed: its first blocks may still
+        // be settling on the alignment.
+        let resolvable = if f.end - f.start < self.frames(self.opts.min_length) {
+            f64::INFINITY
+        } else {
+            (3.0 * speed_error).max(0.005)
+        };
+        let (heard_start, heard_end) = f.heard(self.straddle());
+        // A hash that hears the track faintly hears it in part of its
+        // audio: from halfway into a pushed start's hash, to halfway into a
+        // pushed end's.
+        let (start, lead) = if heard_start < f.start {
+            (
+                heard_start,
+                (0.5 * span).min((f.start - heard_start) as f64 * self.hop),
+            )
+        } else {
+            (f.start, 0.0)
+        };
+        let (last, tail) = if heard_end > f.end {
+            (heard_end - 1, 0.5 * span)
+        } else {
+            (f.end.saturating_sub(1).max(f.start), 0.75 * span)
+        };
         Segment {
             id: f.id,
             track: f.descr.clone(),
-            stream_start: f.start as f64 * self.hop,
+            stream_start: start as f64 * self.hop + lead,
             stream_end: last as f64 * self.hop + tail,
-            track_start: clamp(f.track_frame(f.start) as f64 * self.hop),
+            track_start: clamp(f.track_frame(start) as f64 * self.hop + lead * speed),
             track_end: clamp(f.track_frame(last) as f64 * self.hop + tail * speed),
             score: f.score(),
-            // Within half a percent the fit cannot tell a speed from 1.
-            speed: if (speed - 1.0).abs() < 0.005 {
+            // Within half a percent, or three standard errors of the fit,
+            // a speed is not told from 1.
+            speed: if (speed - 1.0).abs() < resolvable {
                 1.0
             } else {
                 (speed * 1000.0).round() / 1000.0
@@ -369,8 +481,10 @@ impl<'c> Monitor<'c> {
 
     /// Looks up the last window; starts a follower for every new alignment.
     fn discover(&mut self, on: &mut dyn FnMut(Event)) -> Result<(), MonitorError> {
-        let len = self.frames(self.opts.window) as usize;
-        if self.history.len() < len {
+        // A stream younger than the window is looked up from half of it
+        // on, so that what plays at its start is heard as soon.
+        let len = (self.frames(self.opts.window) as usize).min(self.history.len());
+        if len < self.frames(self.opts.window / 2.0) as usize {
             return Ok(());
         }
         let from = self.history.len() - len;
@@ -467,4 +581,37 @@ impl<'c> Monitor<'c> {
         f.settle(anchor);
         f
     }
+}
+
+/// A follower at or below this level is heard clearly: a phone in a room
+/// sits near 0.30, unrelated audio that a lookup matched above 0.38
+/// ([`MAX_MATCH_BER`]), clean copies, MP3s and 10 dB of noise below 0.25.
+const CLEAR_BER: f64 = 0.25;
+
+/// Has `g` followed most of `f`'s span, with fewer bit errors there than `f`?
+fn explains_better(g: &Follower, f: &Follower) -> bool {
+    let len = (f.end - f.start).max(1);
+    let a = f.start.max(g.lo());
+    let b = f.end.min(g.hi());
+    b > a && (b - a) * 2 >= len && g.ber_over(a, b) < f.ber_over(a, b)
+}
+
+/// Share of `g`'s span that must lie in `f`'s for `g` to be a part of it.
+const WITHIN: f64 = 0.8;
+/// How much worse, as a share of the way to chance, `f` may hear `g`'s
+/// span and still hear the same music.
+const AS_WELL: f64 = 0.25;
+
+/// Is `g`'s span within where `f` is heard (`heard`), with `f` hearing it
+/// about as well as `g`? Two tracks never play at once beyond a crossfade,
+/// so a span inside another's that the other also hears is the same music.
+fn contains_as_well(f: &Follower, heard: (u64, u64), g: &Follower) -> bool {
+    let len = (g.end - g.start).max(1);
+    let a = g.start.max(heard.0);
+    let b = g.end.min(heard.1);
+    if b <= a || ((b - a) as f64) < WITHIN * len as f64 {
+        return false;
+    }
+    let own = g.ber_over(g.start, g.end);
+    f.ber_over(g.start, g.end) <= own + AS_WELL * (CHANCE_BER - own).max(0.0)
 }

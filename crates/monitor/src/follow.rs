@@ -24,6 +24,18 @@ pub const CHANCE_BER: f64 = 0.48;
 pub const MAX_MATCH_BER: f64 = 0.38;
 /// Where `theta` sits between the track's own level and chance.
 const THETA_AT: f64 = 0.5;
+/// A track is heard at all next to a segment while its frames stay, on the
+/// whole, this far below chance (see [`Follower::heard`]).
+pub const HEARD_MARGIN: f64 = 0.06;
+/// Evidence `Σ (heard − BER)` that pushes a boundary outward.
+pub const HEARD_EVIDENCE: f64 = 3.0;
+/// How far (frames, about 10 s) from the followed alignment the control
+/// alignment sits: far enough that a track is unlike itself there.
+const CONTROL_SHIFT: i64 = 937;
+/// Frames either side of a boundary over which chance is measured (~10 s).
+const CHANCE_REACH: u64 = 937;
+/// Good blocks before the fitted drift carries the alignment.
+const DRIFT_BLOCKS: f64 = 8.0;
 /// Marks a frame with no audio (a gap in the stream).
 pub const MISSING: u8 = u8::MAX;
 
@@ -35,10 +47,19 @@ pub struct Follower {
     /// Stream frame of `errors[0]` (a multiple of [`BLOCK`]).
     lo: u64,
     errors: VecDeque<u8>,
+    /// Per frame, the errors against the same track far from the alignment
+    /// ([`CONTROL_SHIFT`]): what chance gives in this very audio.
+    control: VecDeque<u8>,
     /// Per block from `lo`: track frame = stream frame + offset.
     offsets: VecDeque<i64>,
-    /// Alignment carried to the next block forward.
+    /// Alignment carried to the next block forward: the last good block's
+    /// (`good_at`), drifting at the fitted speed across bad ones.
     offset: i64,
+    good_at: u64,
+    /// Least-squares sums of track frame over stream frame across the good
+    /// blocks followed forward, relative to `origin`: the drift.
+    fit: [f64; 5],
+    origin: u64,
     theta: f64,
     /// Span of the segment: `start..end` stream frames.
     pub start: u64,
@@ -79,8 +100,12 @@ impl Follower {
             track,
             lo,
             errors: VecDeque::new(),
+            control: VecDeque::new(),
             offsets: VecDeque::new(),
             offset,
+            good_at: lo,
+            fit: [0.0; 5],
+            origin: lo,
             theta: (0.25 + CHANCE_BER) / 2.0,
             start: lo,
             end: lo,
@@ -104,6 +129,20 @@ impl Follower {
 
     pub fn theta(&self) -> f64 {
         self.theta
+    }
+
+    /// The alignment expected at stream frame `q` past the last good block:
+    /// a station playing fast drifts a frame every few dozen, and a
+    /// stretch where the track is not heard (talk, a quiet passage under
+    /// noise) must not lose it.
+    pub fn predicted_offset(&self, q: u64) -> i64 {
+        let [n, sx, sy, sxx, sxy] = self.fit;
+        let den = n * sxx - sx * sx;
+        if n < DRIFT_BLOCKS || den <= 0.0 || q <= self.good_at {
+            return self.offset;
+        }
+        let drift = ((n * sxy - sx * sy) / den - 1.0).clamp(-0.2, 0.25);
+        self.offset + (drift * (q - self.good_at) as f64).round() as i64
     }
 
     /// The alignment at stream frame `q` (the nearest followed block's).
@@ -145,10 +184,18 @@ impl Follower {
     /// `hi()..hi()+BLOCK`.
     pub fn push_block(&mut self, hashes: &[Option<u32>]) {
         let first = self.hi();
-        let (d, errs) = self.fit_block(hashes, first, self.offset);
+        let (d, errs) = self.fit_block(hashes, first, self.predicted_offset(first));
         if block_ber(&errs) < self.theta {
             self.offset = d;
+            self.good_at = first;
+            let x = (first - self.origin) as f64;
+            let y = x + d as f64;
+            for (sum, v) in self.fit.iter_mut().zip([1.0, x, y, x * x, x * y]) {
+                *sum += v;
+            }
         }
+        let (_, control) = self.fit_block(hashes, first, self.control_offset(first, d));
+        self.control.extend(control);
         self.offsets.push_back(d);
         for (i, &e) in errs.iter().enumerate() {
             self.errors.push_back(e);
@@ -189,7 +236,44 @@ impl Follower {
         for &e in errs.iter().rev() {
             self.errors.push_front(e);
         }
+        let (_, control) = self.fit_block(hashes, first, self.control_offset(first, d));
+        for &e in control.iter().rev() {
+            self.control.push_front(e);
+        }
         self.lo = first;
+    }
+
+    /// The control alignment for a block at stream frame `first` followed
+    /// at `d`: [`CONTROL_SHIFT`] frames earlier in the track, or later near
+    /// its start.
+    fn control_offset(&self, first: u64, d: i64) -> i64 {
+        if first as i64 + d >= CONTROL_SHIFT {
+            d - CONTROL_SHIFT
+        } else {
+            d + CONTROL_SHIFT
+        }
+    }
+
+    /// Chance here: the median block BER of the control alignment within
+    /// [`CHANCE_REACH`] frames of stream frame `q`.
+    pub fn chance_near(&self, q: u64) -> f64 {
+        let a = q.saturating_sub(CHANCE_REACH).max(self.lo);
+        let b = (q + CHANCE_REACH).min(self.hi());
+        if b <= a {
+            return CHANCE_BER;
+        }
+        let from = ((a - self.lo) as usize) / BLOCK * BLOCK;
+        let to = (b - self.lo) as usize;
+        median(
+            self.control
+                .range(from..to)
+                .copied()
+                .collect::<Vec<u8>>()
+                .chunks(BLOCK)
+                .filter(|c| c.len() == BLOCK)
+                .map(block_ber)
+                .collect(),
+        )
     }
 
     fn fit_only(&self, hashes: &[Option<u32>], first: u64, d: i64) -> (i64, [u8; BLOCK]) {
@@ -233,6 +317,57 @@ impl Follower {
         self.after = 0.0;
     }
 
+    /// Where the track is heard at all: each boundary of the span pushed
+    /// outward over frames whose errors stay, on the whole, below what
+    /// chance gives in this audio (the control alignment's level near the
+    /// boundary, [`Follower::chance_near`]) by [`HEARD_MARGIN`]. Inside a
+    /// crossfade, under talk or in a quiet passage under noise the track
+    /// sits between its own level and chance: too weak to hold a segment,
+    /// which `theta` guards, but still the track.
+    ///
+    /// The first `straddle` frames past a boundary hear the boundary
+    /// itself (a hash hears that many frames of audio), so the push is
+    /// measured from beyond them: it goes to where `Σ (heard − BER)` peaks,
+    /// if that peak reaches [`HEARD_EVIDENCE`]. Unrelated audio runs at
+    /// chance, so its sum drifts down from the first frames and rarely
+    /// reaches the evidence: a cut stays where it is.
+    pub fn heard(&self, straddle: u64) -> (u64, u64) {
+        let push = |heard: f64, errs: &mut dyn Iterator<Item = u8>| -> Option<usize> {
+            let (mut s, mut best, mut at) = (0.0, HEARD_EVIDENCE, None);
+            for (k, e) in errs.enumerate() {
+                if (k as u64) < straddle {
+                    continue;
+                }
+                let ber = if e == MISSING {
+                    CHANCE_BER
+                } else {
+                    f64::from(e) / 32.0
+                };
+                s += heard - ber;
+                if s >= best {
+                    best = s;
+                    at = Some(k);
+                }
+            }
+            at
+        };
+        let a = (self.start - self.lo) as usize;
+        let b = ((self.end - self.lo) as usize).min(self.errors.len());
+        let heard = |q: u64| self.chance_near(q) - HEARD_MARGIN;
+        let start = match push(
+            heard(self.start),
+            &mut self.errors.range(..a).rev().copied(),
+        ) {
+            Some(k) => self.start - k as u64 - 1,
+            None => self.start,
+        };
+        let end = match push(heard(self.end), &mut self.errors.range(b..).copied()) {
+            Some(k) => self.end + k as u64 + 1,
+            None => self.end,
+        };
+        (start, end)
+    }
+
     /// Sets `theta` from the span's own level: the median block BER of the
     /// span, halfway to chance. Returns the level.
     pub fn estimate_theta(&mut self) -> f64 {
@@ -249,17 +384,34 @@ impl Follower {
 
     /// Median block BER over the span (chance when empty).
     pub fn level(&self) -> f64 {
-        let mut bers: Vec<f64> = self
+        median(
+            self.span_errors()
+                .chunks(BLOCK)
+                .filter(|c| c.len() == BLOCK)
+                .map(block_ber)
+                .collect(),
+        )
+    }
+
+    /// The level where the track is heard best: the lowest median block
+    /// BER over `blocks` consecutive blocks of the span (over the whole span
+    /// when it is shorter). A span bridging a hole (talk over the music, a
+    /// quiet passage under noise) is judged by where the track is heard, not
+    /// by the hole.
+    pub fn best_level(&self, blocks: usize) -> f64 {
+        let bers: Vec<f64> = self
             .span_errors()
             .chunks(BLOCK)
             .filter(|c| c.len() == BLOCK)
             .map(block_ber)
             .collect();
-        if bers.is_empty() {
-            return CHANCE_BER;
+        let w = blocks.max(1);
+        if bers.len() <= w {
+            return median(bers);
         }
-        bers.sort_by(f64::total_cmp);
-        bers[bers.len() / 2]
+        bers.windows(w)
+            .map(|x| median(x.to_vec()))
+            .fold(CHANCE_BER, f64::min)
     }
 
     fn span_errors(&self) -> Vec<u8> {
@@ -305,7 +457,14 @@ impl Follower {
     /// Playback speed: the slope of track frame over stream frame across
     /// the span's good blocks (least squares), 1.0 with too few of them.
     pub fn speed(&self) -> f64 {
-        let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        self.speed_fit().0
+    }
+
+    /// [`Follower::speed`] and its standard error (from the scatter of the
+    /// blocks' alignments about the fitted line: on a short span a frame
+    /// of jitter weighs a lot).
+    pub fn speed_fit(&self) -> (f64, f64) {
+        let mut points = Vec::new();
         for (b, &off) in self.offsets.iter().enumerate() {
             let first = self.lo + (b * BLOCK) as u64;
             if first < self.start || first + BLOCK as u64 > self.end {
@@ -316,23 +475,31 @@ impl Follower {
             if block_ber(&errs) >= self.theta {
                 continue;
             }
-            let x = first as f64;
-            let y = x + off as f64;
-            n += 1.0;
-            sx += x;
-            sy += y;
-            sxx += x * x;
-            sxy += x * y;
+            let x = (first - self.start) as f64;
+            points.push((x, x + off as f64));
         }
-        let den = n * sxx - sx * sx;
-        if n < 8.0 || den <= 0.0 {
-            return 1.0;
+        let n = points.len() as f64;
+        if n < 8.0 {
+            return (1.0, f64::INFINITY);
         }
-        let slope = (n * sxy - sx * sy) / den;
+        let (mx, my) = points
+            .iter()
+            .fold((0.0, 0.0), |(a, b), &(x, y)| (a + x / n, b + y / n));
+        let sxx: f64 = points.iter().map(|&(x, _)| (x - mx).powi(2)).sum();
+        let sxy: f64 = points.iter().map(|&(x, y)| (x - mx) * (y - my)).sum();
+        if sxx <= 0.0 {
+            return (1.0, f64::INFINITY);
+        }
+        let slope = sxy / sxx;
+        let residual: f64 = points
+            .iter()
+            .map(|&(x, y)| (y - my - slope * (x - mx)).powi(2))
+            .sum();
+        let error = (residual / (n - 2.0) / sxx).sqrt();
         if slope.is_finite() {
-            slope.clamp(0.8, 1.25)
+            (slope.clamp(0.8, 1.25), error)
         } else {
-            1.0
+            (1.0, f64::INFINITY)
         }
     }
 
@@ -353,11 +520,21 @@ impl Follower {
         while self.lo + (BLOCK as u64) <= q && self.offsets.len() > 1 {
             for _ in 0..BLOCK {
                 self.errors.pop_front();
+                self.control.pop_front();
             }
             self.offsets.pop_front();
             self.lo += BLOCK as u64;
         }
     }
+}
+
+/// Median of block BERs (chance when there are none).
+fn median(mut bers: Vec<f64>) -> f64 {
+    if bers.is_empty() {
+        return CHANCE_BER;
+    }
+    bers.sort_by(f64::total_cmp);
+    bers[bers.len() / 2]
 }
 
 /// Mean BER of some frames ([`MISSING`] ones count as chance).
@@ -517,5 +694,54 @@ mod tests {
         assert_eq!(frame_errors(&track, Some(0), 600), 16);
         assert_eq!(frame_errors(&track, Some(0), -1), 16);
         assert_eq!(frame_errors(&track, None, 5), MISSING);
+    }
+
+    #[test]
+    fn the_boundaries_reach_where_the_track_is_heard_faintly_but_not_past_a_cut() {
+        let track = Arc::new(hashes(6, 3000));
+        // Unrelated frames, then the track faintly (12 bits of 32 off: a
+        // crossfade's start, talk over it) for 150 frames, then clearly.
+        let mut stream: Vec<Option<u32>> = hashes(998, 1600).into_iter().map(Some).collect();
+        for q in 400..550 {
+            stream[q] = Some(noisy(track[q], 12, q as u32));
+        }
+        for q in 550..1200 {
+            stream[q] = Some(noisy(track[q], 2, q as u32));
+        }
+        let mut f = Follower::new(1, "t".into(), Arc::clone(&track), 0, 0);
+        follow_forward(&mut f, &stream);
+        f.settle(800);
+        f.estimate_theta();
+        f.settle(800);
+        // The span holds the clear part; the faint part is heard as well.
+        assert!(f.start.abs_diff(550) <= 8, "span starts at {}", f.start);
+        let (start, end) = f.heard(34);
+        assert!(start.abs_diff(400) <= 16, "heard from {start}");
+        // A cut to unrelated audio: nothing past the span's end.
+        assert_eq!(end, f.end);
+        assert!(f.end.abs_diff(1200) <= 8, "end {}", f.end);
+    }
+
+    #[test]
+    fn a_fast_station_is_found_again_after_a_stretch_where_it_is_not_heard() {
+        let track = Arc::new(hashes(7, 4000));
+        // 3 % fast, with 6 s (560 frames) of unrelated audio over it: the
+        // alignment drifts 17 frames meanwhile.
+        let noise = hashes(997, 2400);
+        let stream: Vec<Option<u32>> = (0..2400)
+            .map(|q| {
+                let p = 100 + (q as f64 * 1.03).round() as usize;
+                if (900..1460).contains(&q) {
+                    Some(noise[q])
+                } else {
+                    Some(noisy(track[p], 2, q as u32))
+                }
+            })
+            .collect();
+        let mut f = Follower::new(1, "t".into(), Arc::clone(&track), 100, 0);
+        f.rejoin = 20.0;
+        follow_forward(&mut f, &stream);
+        assert!(f.end >= 2300, "followed to {} of 2400", f.end);
+        assert!((f.speed() - 1.03).abs() < 0.005, "speed {}", f.speed());
     }
 }

@@ -61,6 +61,10 @@ pub enum EventKind {
     Start,
     /// A segment is over, with its final boundaries.
     End,
+    /// A segment reported as started was another alignment of what a
+    /// better match explains (a track whose music repeats, two tracks
+    /// sharing a passage): no "end" follows it, the better match starts.
+    Cancel,
 }
 
 #[derive(Debug, Clone, PartialEq)]

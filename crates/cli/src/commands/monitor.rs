@@ -183,6 +183,7 @@ fn print_event(out: &Reporter, stream: &str, live: bool, e: &Event) {
             event: match kind {
                 EventKind::Start => "start",
                 EventKind::End => "end",
+                EventKind::Cancel => "cancel",
             },
             stream,
             track: &s.track,

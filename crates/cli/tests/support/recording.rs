@@ -9,7 +9,9 @@ use super::*;
 
 pub const RATE: u32 = 8000;
 
-/// One excerpt of an indexed track in the recording.
+/// One excerpt of an indexed track in the recording: from its first sample
+/// (the start of a crossfade into it) to its last (the end of a crossfade
+/// out of it).
 #[derive(Debug)]
 pub struct Truth {
     pub track: &'static str,
@@ -17,6 +19,31 @@ pub struct Truth {
     pub end: f64,
     pub track_start: f64,
     pub speed: f64,
+    /// Lengths (s) of the crossfades into and out of the excerpt.
+    pub fade_in: f64,
+    pub fade_out: f64,
+}
+
+impl Truth {
+    /// Does `r`, shifted back by `shift` s, report this excerpt? Boundaries
+    /// within 1 s; in a crossfade, where each track is heard: inside the
+    /// fade, with the half second a hash hears ahead of its frame.
+    pub fn matches(&self, r: &Row, shift: f64) -> bool {
+        let (start, end) = (r.start - shift, r.end - shift);
+        let start_ok = if self.fade_in > 0.0 {
+            (self.start - 0.5..=self.start + self.fade_in).contains(&start)
+        } else {
+            (start - self.start).abs() <= 1.0
+        };
+        let end_ok = if self.fade_out > 0.0 {
+            (self.end - self.fade_out..=self.end + 0.5).contains(&end)
+        } else {
+            (end - self.end).abs() <= 1.0
+        };
+        // The track time the report gives at its start, on the truth's timeline.
+        let aligned = self.track_start + (start - self.start) * self.speed;
+        r.track == self.track && start_ok && end_ok && (r.track_start - aligned).abs() <= 0.5
+    }
 }
 
 /// Appends `x` to `out`, crossfading the first `fade` seconds over its tail.
@@ -57,19 +84,21 @@ pub fn setup(dir: &Path, url: &str) -> (Vec<f32>, Vec<Truth>) {
     let t = |i: usize| &tracks[i].1;
     let mut rec = silence(2.0);
     let mut truth: Vec<Truth> = Vec::new();
-    // A crossfade's change is heard halfway through it: that is where one
-    // segment ends and the next begins.
+    // In a crossfade both tracks play: the one going out until the fade's
+    // end, the one coming in from its start.
     let mut play = |rec: &mut Vec<f32>, track, x: Vec<f32>, fade: f64, track_start, speed| {
         let start = append(rec, &x, fade);
         if let Some(before) = truth.last_mut().filter(|_| fade > 0.0) {
-            before.end = start + fade / 2.0;
+            before.fade_out = fade;
         }
         truth.push(Truth {
             track,
-            start: start + fade / 2.0,
+            start,
             end: start + x.len() as f64 / f64::from(RATE),
-            track_start: track_start + fade / 2.0,
+            track_start,
             speed,
+            fade_in: fade,
+            fade_out: 0.0,
         });
     };
     play(
@@ -153,17 +182,30 @@ pub fn rows(out: &str) -> Vec<Row> {
         .collect()
 }
 
-/// Every excerpt is one row, in order, boundaries within 1 s, track times
-/// within the track.
+/// Every excerpt is one row, in order, boundaries as [`Truth::matches`]
+/// says, the two sides of a crossfade overlapping, track times within the
+/// track.
 pub fn assert_matches_truth(out: &Output, truth: &[Truth]) {
     let got = rows(&stdout(out));
     assert_eq!(got.len(), truth.len(), "{got:#?}\nvs\n{truth:#?}");
     for (r, t) in got.iter().zip(truth) {
-        let ok = r.track == t.track
-            && (r.start - t.start).abs() <= 1.0
-            && (r.end - t.end).abs() <= 1.0
-            && (r.track_start - t.track_start).abs() <= 1.0 * t.speed;
-        assert!(ok, "{r:?} vs {t:?}\nall: {got:#?}");
+        assert!(t.matches(r, 0.0), "{r:?} vs {t:?}\nall: {got:#?}");
         assert!(r.track_start >= 0.0 && r.track_end <= 40.5, "{r:?}");
+    }
+    assert_crossfades_overlap(&got, truth);
+}
+
+/// Where one excerpt crossfades into the next, both are heard in the fade:
+/// the segment going out ends after the one coming in starts.
+pub fn assert_crossfades_overlap(got: &[Row], truth: &[Truth]) {
+    for (k, t) in truth.iter().enumerate().skip(1) {
+        if t.fade_in > 0.0 {
+            assert!(
+                got[k - 1].end > got[k].start,
+                "crossfade: {:?} then {:?}",
+                got[k - 1],
+                got[k]
+            );
+        }
     }
 }
