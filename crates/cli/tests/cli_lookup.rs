@@ -508,12 +508,7 @@ fn lookups_read_from_a_replica() {
     let tracks = &TRACKS[..3];
     let signals = write_library(lib.path(), tracks, 12.0);
     add_json(&url, "songs", &[&path_str(lib.path())]);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut primary.conn())
-        .expect("WAIT");
-    assert_eq!(acked, 1);
+    common::wait_replicated(&primary, &[&replica]);
     let clips = audio_dir();
     for t in tracks {
         let clip = excerpt(&signals[t.name], t.rate, 3.0, 4.0);

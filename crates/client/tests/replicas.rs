@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use auscout_client::store::{Access, Endpoint, LookupOptions, Store, TrackMatch};
 use auscout_client::{ReadFrom, ReplicaPolicy};
-use auscout_testkit::server::{info_field, Server};
+use auscout_testkit::server::{info_field, wait_replicated, Server};
 use auscout_testkit::Rng;
 
 const POLICY: ReplicaPolicy = ReplicaPolicy {
@@ -33,16 +33,6 @@ fn replica_of(primary: &Server) -> Server {
         .arg("127.0.0.1")
         .arg(&primary.port.to_string())
         .start()
-}
-
-/// Waits until `n` replicas have acknowledged everything the primary wrote.
-fn wait_replicated(primary: &Server, n: usize) {
-    let acked: usize = redis::cmd("WAIT")
-        .arg(n)
-        .arg(10_000)
-        .query(&mut primary.conn())
-        .expect("WAIT");
-    assert_eq!(acked, n, "replicas did not catch up");
 }
 
 fn endpoint(port: u16, cluster: bool) -> Endpoint {
@@ -91,7 +81,8 @@ fn a_primary_and_two_replicas_answer_alike_when_one_stops_or_lags() {
     for (k, h) in tracks.iter().enumerate() {
         writer.add_track(h, &format!("track {k}")).expect("add");
     }
-    wait_replicated(&primary, 2);
+    let on_primary: Vec<&Server> = replicas.iter().flatten().collect();
+    wait_replicated(&primary, &on_primary);
     let qs = queries(&mut rng, &tracks);
     let reference = answers(&writer, &qs);
     assert!(reference.iter().filter(|a| !a.is_empty()).count() >= 12);
@@ -269,7 +260,7 @@ fn a_cluster_replica_answers_its_masters_shard() {
     for (k, h) in tracks.iter().enumerate() {
         writer.add_track(h, &format!("track {k}")).expect("add");
     }
-    wait_replicated(&master, 1);
+    wait_replicated(&master, &[&replica]);
     while !nodes_listed(&master) {
         assert!(Instant::now() < deadline, "the replica is never listed");
         std::thread::sleep(Duration::from_millis(50));

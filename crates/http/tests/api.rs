@@ -480,12 +480,7 @@ fn lookups_can_read_from_a_replica() {
     let service = Service::start(primary.port, &["--replica", &at]);
     let f = fixtures();
     add_tracks(&service, None);
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut primary.conn())
-        .expect("WAIT");
-    assert_eq!(acked, 1);
+    auscout_testkit::wait_replicated(&primary, &[&replica]);
     let (on_primary, on_replica) = (lookups_served(&primary), lookups_served(&replica));
     for _ in 0..3 {
         let r = post(

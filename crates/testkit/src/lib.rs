@@ -18,7 +18,7 @@ pub mod server;
 pub mod workload;
 
 pub use rng::Rng;
-pub use server::{module_path, wire, Server, ServerBuilder};
+pub use server::{module_path, wait_replicated, wire, Server, ServerBuilder};
 
 /// The environment variable `name` parsed, or `default` when it is unset or
 /// does not parse (the benches' knobs).

@@ -275,6 +275,34 @@ pub fn wait_persistence_idle(conn: &mut redis::Connection) {
     }
 }
 
+/// Waits until every replica has applied everything `primary` wrote so far,
+/// whoever wrote it: its link is up and its `slave_repl_offset` has reached
+/// the primary's `master_repl_offset` as read on entry. (`WAIT` would not
+/// do: it waits only for the writes of the connection that sends it.)
+pub fn wait_replicated(primary: &Server, replicas: &[&Server]) {
+    let target: u64 = info_field(&mut primary.conn(), "replication", "master_repl_offset")
+        .and_then(|v| v.parse().ok())
+        .expect("INFO replication of the primary");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for replica in replicas {
+        let mut conn = replica.conn();
+        loop {
+            let link = info_field(&mut conn, "replication", "master_link_status");
+            let offset: Option<u64> = info_field(&mut conn, "replication", "slave_repl_offset")
+                .and_then(|v| v.parse().ok());
+            if link.as_deref() == Some("up") && offset.is_some_and(|o| o >= target) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica on port {} did not catch up with offset {target}: link {link:?}, offset {offset:?}",
+                replica.port
+            );
+            sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// One field of an `INFO` section (e.g. `info_field(c, "auscout", "auscout_tracks")`).
 pub fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let info: String = redis::cmd("INFO").arg(section).query(conn).ok()?;
