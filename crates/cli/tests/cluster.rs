@@ -456,6 +456,13 @@ fn sharded_index_on_a_cluster_matches_a_single_server_survives_resharding_and_fa
     // (rightly) does not promote it, or the promoted copy misses tracks.
     wait_replica_caught_up(victim_port);
     drop(nodes[victim].take()); // kills the master
+                                // A client started while the replica has not yet taken over (the lost
+                                // master unreachable, then CLUSTERDOWN) waits the failover out.
+    assert_eq!(
+        client_count(&survivor.to_string()),
+        TRACKS.to_string(),
+        "count asked during the failover"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(cluster_info_ok(survivor) && owner_port_alive(survivor, &failed_key, victim_port)) {
         if Instant::now() > deadline {

@@ -126,9 +126,34 @@ impl Store {
             }
             other => other,
         };
-        let layout = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)
-            .map_err(not_a_cluster)?;
-        let existing = existing_shards(&mut conn, &layout).map_err(not_a_cluster)?;
+        // A cluster in the middle of a failover answers CLUSTERDOWN, TRYAGAIN
+        // or not at all from the lost master for a few seconds: opening rides
+        // through it as every later command does. An unreachable entry node
+        // still fails at once (`connect` above), and a server that is no
+        // cluster node (ClusterConnectionNotFound) is said at once.
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut pause = Duration::from_millis(50);
+        let (layout, existing) = loop {
+            let settled = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)
+                .and_then(|layout| {
+                    existing_shards(&mut conn, &layout).map(|existing| (layout, existing))
+                });
+            match settled {
+                Err(ClientError::Redis(e))
+                    if endpoint.is_cluster()
+                        && is_transient(&e)
+                        && e.kind() != ErrorKind::ClusterConnectionNotFound
+                        && Instant::now() + pause < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                    // A fresh connection reads the slots anew: the old one
+                    // keeps asking the lost master.
+                    conn = endpoint.connect()?;
+                }
+                other => break other.map_err(not_a_cluster)?,
+            }
+        };
         // With no shard there at all, ask them all: the module then says
         // the index does not exist, which is what the user needs to hear.
         let lookup_shards = if existing.is_empty() {
