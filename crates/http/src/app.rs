@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::predicate::{NotForContentType, Predicate};
-use tower_http::compression::{CompressionLayer, DefaultPredicate};
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -23,6 +23,9 @@ use tower_http::trace::TraceLayer;
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::{lookup, monitor, page, status, tracks};
 use crate::state::Shared;
+
+/// Replies smaller than this many bytes go out uncompressed.
+const COMPRESS_ABOVE: u16 = 1024;
 
 /// Every route of the service.
 pub fn router(state: Shared) -> Router {
@@ -54,10 +57,17 @@ pub fn router(state: Shared) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(cors(&config.cors_origins))
         // Streamed lines must reach the client as they are written, not
-        // when a compressor's buffer fills.
-        .layer(CompressionLayer::new().compress_when(
-            DefaultPredicate::new().and(NotForContentType::const_new(monitor::NDJSON)),
-        ))
+        // when a compressor's buffer fills. A lookup's few hundred bytes
+        // shrink by less than the gzip frame and the CPU it costs.
+        .layer(
+            CompressionLayer::new().compress_when(
+                SizeAbove::new(COMPRESS_ABOVE)
+                    .and(NotForContentType::GRPC)
+                    .and(NotForContentType::IMAGES)
+                    .and(NotForContentType::SSE)
+                    .and(NotForContentType::const_new(monitor::NDJSON)),
+            ),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -24,6 +24,29 @@ fn assert_found(reply: &common::Reply, descr: &str, what: &str) {
     }
 }
 
+/// The Content-Encoding of a GET sent with `Accept-Encoding: gzip` (over a
+/// bare socket: the HTTP client would decode and hide it).
+fn content_encoding(service: &Service, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let host = service.base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).expect("read");
+    let text = String::from_utf8_lossy(&reply);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-encoding")
+            .then(|| value.trim().to_owned())
+    })
+}
+
 #[test]
 fn tracks_are_added_listed_found_and_deleted() {
     let redis = Server::start();
@@ -206,6 +229,13 @@ fn health_metrics_openapi_and_the_page() {
         text.contains("auscout_http_errors_total{code=\"not_found\"} 1"),
         "{text}"
     );
+    // Replies are gzipped for clients that accept it, but not when they are
+    // too small to gain from it.
+    assert_eq!(
+        content_encoding(&service, "/openapi.json").as_deref(),
+        Some("gzip")
+    );
+    assert_eq!(content_encoding(&service, "/health"), None);
 }
 
 #[test]
