@@ -27,6 +27,7 @@
 //! are re-based. `Index::from_tracks` (RDB load) builds once, with no merges.
 
 mod dir_entry;
+mod heap_blocks;
 mod memsize;
 mod postings;
 mod ref_lookup;

@@ -5,13 +5,14 @@
 //! - [`index`]: tracks and the inverted index hash → (track, frame).
 //! - [`matcher`]: time-aligned voting and bit-error-rate verification.
 
-// Unsafe code lives only in the modules that allow it (pool, prefetch,
-// verify), each block with its `// SAFETY:` argument.
+// Unsafe code lives only in the modules that allow it (hugepages, pool,
+// prefetch, verify), each block with its `// SAFETY:` argument.
 #![deny(unsafe_code)]
 
 pub mod defaults;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
+pub mod hugepages;
 pub mod index;
 pub mod matcher;
 pub mod pool;

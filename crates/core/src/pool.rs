@@ -58,8 +58,9 @@ pub fn set_thread_niceness(delta: i32) {
     NICENESS.store(delta, Ordering::Relaxed);
 }
 
-/// Applies [`set_thread_niceness`] to the calling (new pool) thread.
-fn lower_priority() {
+/// Applies [`set_thread_niceness`] to the calling thread (each new pool
+/// thread; the host's own background threads may call it too).
+pub fn lower_priority() {
     let delta = NICENESS.load(Ordering::Relaxed);
     if delta == 0 {
         return;

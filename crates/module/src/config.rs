@@ -6,7 +6,7 @@
 //! validates its value on every set (a bad value fails `CONFIG SET` and a bad
 //! `loadmodule` argument fails the load).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use auscout_core::defaults;
 
@@ -33,6 +33,14 @@ pub const MAX_TOGGLE_BITS_LIMIT: i64 = defaults::HARD_MAX_TOGGLE_BITS as i64;
 /// the main thread.
 pub const DEFAULT_THREADS: i64 = 2;
 pub const THREADS_LIMIT: i64 = auscout_core::pool::MAX_THREADS as i64;
+/// `auscout.hugepages`: keep the indexes on transparent huge pages (see
+/// `hugepages`); `no` stops collapsing them (what is on huge pages stays).
+pub const DEFAULT_HUGEPAGES: bool = true;
+pub static HUGEPAGES: AtomicBool = AtomicBool::new(DEFAULT_HUGEPAGES);
+
+pub fn hugepages() -> bool {
+    HUGEPAGES.load(Ordering::Relaxed)
+}
 
 /// An `f64` in [0, 1] stored as its bits so it can be read without a lock.
 pub struct ThresholdConfig(AtomicU64);

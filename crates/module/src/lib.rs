@@ -7,11 +7,12 @@
 //! - [`datatype`]: the type callbacks; [`rdb`]: the on-disk encodings;
 //!   [`aof`]: AOF rewrite.
 //! - [`config`]: module configs; [`info`] and [`stats`]: the INFO section.
+//! - [`hugepages`]: keeps the indexes on transparent huge pages.
 //! - [`guard`]: keeps panics from unwinding into Redis; [`dropper`]: frees
 //!   big indexes off the main thread.
 
 // Unsafe code (the raw module API) lives only in the modules that allow it
-// (aof, datatype, offload), each block with its `// SAFETY:` argument.
+// (aof, datatype, hugepages, offload), each block with its `// SAFETY:` argument.
 #![deny(unsafe_code)]
 
 mod aof;
@@ -24,6 +25,7 @@ mod error;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod guard;
+mod hugepages;
 mod info;
 mod offload;
 mod rdb;
@@ -119,7 +121,9 @@ redis_module! {
             ["default-threshold", &config::THRESHOLD, config::DEFAULT_THRESHOLD_STR, ConfigurationFlags::DEFAULT, None],
         ],
         // (the macro needs every kind listed when module args are used)
-        bool: [],
+        bool: [
+            ["hugepages", &config::HUGEPAGES, config::DEFAULT_HUGEPAGES, ConfigurationFlags::DEFAULT, None],
+        ],
         enum: [],
         module_args_as_configuration: true,
     ]

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use auscout_core::{Index, IndexError, TrackId};
 
-use crate::stats;
+use crate::{hugepages, stats};
 
 /// An index and its lock, with the flag of a write waiting for it.
 pub struct Locked {
@@ -47,7 +47,8 @@ pub fn read(shared: &Locked) -> RwLockReadGuard<'_, Index> {
     shared.lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write(shared: &Locked) -> RwLockWriteGuard<'_, Index> {
+fn write(shared: &SharedIndex) -> RwLockWriteGuard<'_, Index> {
+    hugepages::written(shared);
     shared.writer_waiting.store(true, Ordering::Relaxed);
     let guard = shared.lock.write().unwrap_or_else(|e| e.into_inner());
     shared.writer_waiting.store(false, Ordering::Relaxed);
@@ -68,11 +69,13 @@ impl IndexValue {
     /// Wraps a new or freshly loaded index and counts it.
     pub fn new(index: Index) -> Self {
         stats::index_added(index.track_count(), index.frame_count());
+        let index = Arc::new(Locked {
+            lock: RwLock::new(index),
+            writer_waiting: AtomicBool::new(false),
+        });
+        hugepages::written(&index);
         Self {
-            index: Arc::new(Locked {
-                lock: RwLock::new(index),
-                writer_waiting: AtomicBool::new(false),
-            }),
+            index,
             counted: true,
         }
     }
@@ -142,6 +145,7 @@ impl Clone for IndexValue {
 
 impl Drop for IndexValue {
     fn drop(&mut self) {
+        hugepages::dropped(&self.index);
         self.uncount();
     }
 }

@@ -431,6 +431,18 @@ impl Postings {
             + self.dead_new.mem_usage()
     }
 
+    /// The heap blocks of the partitions, each as `(address, bytes)` (the
+    /// route table and the dead ranges are small and stay in cache).
+    pub(super) fn heap_blocks(&self, f: &mut dyn FnMut(usize, usize)) {
+        f(
+            self.parts.as_ptr() as usize,
+            self.parts.len() * std::mem::size_of::<Partition>(),
+        );
+        for p in &self.parts {
+            p.heap_blocks(f);
+        }
+    }
+
     /// Bits of the route table (tests).
     #[cfg(test)]
     pub(super) fn route_bits(&self) -> u32 {

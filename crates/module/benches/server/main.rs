@@ -17,11 +17,13 @@
 //! The server runs as `auscout-run` starts it, with `MALLOC_CONF=thp:always`
 //! (transparent huge pages; `MALLOC_CONF= cargo bench …` runs it without).
 //! The allocator's purging of memory freed by the build's merges splits
-//! most of those pages right after the build; the kernel (`khugepaged`)
-//! joins them again within minutes once writes stop. The bench prints how
-//! much of the server's memory is on huge pages after the build, and
+//! most of those pages during the build; the module collapses the index
+//! onto huge pages again once writes have stopped for a moment (see
+//! `hugepages.rs` in the module). The bench prints how much of the
+//! server's memory is on huge pages right after the build, a second later
+//! (when the lookups start) and after the lookups;
 //! `AUSCOUT_BENCH_SETTLE_SECS` measures the lookups of a server that has
-//! settled.
+//! sat idle longer.
 //!
 //! Lookups run in three arrival patterns (see `arrivals.rs`), each variant
 //! in turn. Server time comes from SLOWLOG (threshold 0 while measuring):
@@ -385,6 +387,10 @@ fn main() {
         }
     );
     println!("after the build: {}", huge_pages(&server));
+    // The module collapses an index onto huge pages once writes have
+    // stopped for a moment: the lookups start a second after the build.
+    std::thread::sleep(Duration::from_secs(1));
+    println!("1 s later: {}", huge_pages(&server));
     let settle: u64 = env_or("AUSCOUT_BENCH_SETTLE_SECS", 0);
     if settle > 0 {
         std::thread::sleep(Duration::from_secs(settle));
@@ -394,6 +400,7 @@ fn main() {
         &std::env::var("AUSCOUT_BENCH_VARIANTS").unwrap_or("threads=1;threads=2".into()),
     );
     arrivals::run(&mut c, tracks, lookups, &variants);
+    println!("after the lookups: {}", huge_pages(&server));
     let secs: u64 = env_or("AUSCOUT_BENCH_CONCURRENCY_SECS", 10);
     if secs > 0 {
         let spec =

@@ -66,6 +66,24 @@ impl Partition {
             + alloc_size(self.delta.capacity() * 8)
     }
 
+    /// The heap blocks this partition owns, each as `(address, bytes)`.
+    pub(super) fn heap_blocks(&self, f: &mut dyn FnMut(usize, usize)) {
+        let blocks = [
+            (
+                self.dir.as_ptr() as usize,
+                std::mem::size_of_val::<[Entry]>(&self.dir),
+            ),
+            (self.fps.as_ptr() as usize, self.fps.len()),
+            (self.refs.as_ptr() as usize, self.refs.len() * 4),
+            (self.delta.as_ptr() as usize, self.delta.capacity() * 8),
+        ];
+        for (at, bytes) in blocks {
+            if bytes > 0 {
+                f(at, bytes);
+            }
+        }
+    }
+
     /// The run's postings of bucket `b`: (fingerprints, refs).
     #[inline]
     pub(super) fn bucket(&self, b: usize) -> (&[u8], &[u32]) {

@@ -281,3 +281,24 @@ fn lookup_finds_a_stored_slice_at_its_position() {
     let found = ix.lookup(&noise, &toggles, &crate::matcher::LookupParams::default());
     assert_eq!(found.map(|v| v.len()), Ok(0));
 }
+
+#[test]
+fn heap_blocks_are_disjoint_and_hold_most_of_the_memory() {
+    let mut ix = Index::new();
+    let mut rng = Rng(7);
+    for _ in 0..40 {
+        let hashes: Vec<u32> = (0..5_000).map(|_| rng.next() as u32).collect();
+        ix.insert(None, b"t", &hashes).unwrap();
+    }
+    let mut blocks = Vec::new();
+    ix.heap_blocks(&mut |at, bytes| blocks.push((at, bytes)));
+    blocks.sort_unstable();
+    assert!(blocks.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0));
+    // Every block is the index's own memory, rounding and small tables aside.
+    let total: usize = blocks.iter().map(|b| b.1).sum();
+    let owned = ix.mem_usage();
+    assert!(
+        total <= owned && total * 10 >= owned * 9,
+        "{total} of {owned}"
+    );
+}
