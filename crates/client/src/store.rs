@@ -21,7 +21,7 @@ use crate::error::{bad_reply, ClientError};
 use crate::replicas::{Pick, ReadFrom, Replicas};
 use crate::reply::{self, ListEntry, ListPage};
 use crate::shard::Layout;
-use crate::topology::{existing_shards, node_addresses, settle_layout};
+use crate::topology::{node_addresses, settle};
 /// How long transient errors are retried before the call fails. A cluster
 /// failover takes `cluster-node-timeout` plus an election: seconds.
 const RETRY_FOR: Duration = Duration::from_secs(30);
@@ -126,34 +126,8 @@ impl Store {
             }
             other => other,
         };
-        // A cluster in the middle of a failover answers CLUSTERDOWN, TRYAGAIN
-        // or not at all from the lost master for a few seconds: opening rides
-        // through it as every later command does. An unreachable entry node
-        // still fails at once (`connect` above), and a server that is no
-        // cluster node (ClusterConnectionNotFound) is said at once.
-        let deadline = Instant::now() + RETRY_FOR;
-        let mut pause = Duration::from_millis(50);
-        let (layout, existing) = loop {
-            let settled = settle_layout(&mut conn, endpoint.is_cluster(), key, shards, access)
-                .and_then(|layout| {
-                    existing_shards(&mut conn, &layout).map(|existing| (layout, existing))
-                });
-            match settled {
-                Err(ClientError::Redis(e))
-                    if endpoint.is_cluster()
-                        && is_transient(&e)
-                        && e.kind() != ErrorKind::ClusterConnectionNotFound
-                        && Instant::now() + pause < deadline =>
-                {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                    // A fresh connection reads the slots anew: the old one
-                    // keeps asking the lost master.
-                    conn = endpoint.connect()?;
-                }
-                other => break other.map_err(not_a_cluster)?,
-            }
-        };
+        let (layout, existing) =
+            settle(&endpoint, &mut conn, key, shards, access, RETRY_FOR).map_err(not_a_cluster)?;
         // With no shard there at all, ask them all: the module then says
         // the index does not exist, which is what the user needs to hear.
         let lookup_shards = if existing.is_empty() {
@@ -594,7 +568,7 @@ fn ask_replicas(replicas: &Replicas, keys: &[String], cmds: &[Cmd]) -> Vec<Optio
 }
 
 /// Failures that another attempt, maybe on a new connection, can cure.
-fn is_transient(e: &RedisError) -> bool {
+pub(crate) fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()

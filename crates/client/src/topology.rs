@@ -2,16 +2,53 @@
 //! `KEY{meta}`), the shards that exist, and a cluster's masters and nodes
 //! from `CLUSTER SLOTS`.
 
-use redis::{Cmd, Value};
+use std::time::{Duration, Instant};
 
-use crate::endpoint::Conn;
+use redis::{Cmd, ErrorKind, Value};
+
+use crate::endpoint::{Conn, Endpoint};
 use crate::error::{bad_reply, ClientError};
 use crate::reply;
 use crate::shard::{self, Layout};
-use crate::store::Access;
+use crate::store::{is_transient, Access};
+
+/// [`settle_layout`] and [`existing_shards`], riding through a cluster in
+/// the middle of a failover: for a few seconds it answers CLUSTERDOWN,
+/// TRYAGAIN, or not at all from the lost master, and is asked again on a
+/// fresh connection (the old one keeps asking the lost master) with backoff
+/// until `retry_for` has passed, as every later command is. A server that
+/// is no cluster node (ClusterConnectionNotFound) is told at once.
+pub(crate) fn settle(
+    endpoint: &Endpoint,
+    conn: &mut Conn,
+    key: &str,
+    shards: Option<u32>,
+    access: Access,
+    retry_for: Duration,
+) -> Result<(Layout, Vec<u32>), ClientError> {
+    let deadline = Instant::now() + retry_for;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let settled = settle_layout(conn, endpoint.is_cluster(), key, shards, access)
+            .and_then(|layout| existing_shards(conn, &layout).map(|existing| (layout, existing)));
+        match settled {
+            Err(ClientError::Redis(e))
+                if endpoint.is_cluster()
+                    && is_transient(&e)
+                    && e.kind() != ErrorKind::ClusterConnectionNotFound
+                    && Instant::now() + pause < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+                *conn = endpoint.connect()?;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// The shards whose key exists.
-pub(crate) fn existing_shards(conn: &mut Conn, layout: &Layout) -> Result<Vec<u32>, ClientError> {
+fn existing_shards(conn: &mut Conn, layout: &Layout) -> Result<Vec<u32>, ClientError> {
     let cmds: Vec<Cmd> = layout
         .keys()
         .into_iter()
@@ -32,7 +69,7 @@ pub(crate) fn existing_shards(conn: &mut Conn, layout: &Layout) -> Result<Vec<u3
 }
 
 /// Reads (or, for `add`, creates) the layout of index `key`.
-pub(crate) fn settle_layout(
+fn settle_layout(
     conn: &mut Conn,
     cluster: bool,
     key: &str,
