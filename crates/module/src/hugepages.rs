@@ -12,7 +12,9 @@
 //! comes. It passes again every second or two for the next 12 s, then at
 //! 20 and 30 s (the allocator purges what the last writes freed over the
 //! following seconds, splitting pages anew); a region already on a huge
-//! page costs one system call. It never
+//! page costs one system call. From the pass after 1 s of quiet on, it first
+//! has the allocator purge at once what it would purge over those seconds
+//! ([`purge_allocator`]), so that what the pass collapses stays collapsed. It never
 //! holds the lock while the kernel copies, never runs on Redis's main
 //! thread, and allocates nothing in the index's name: `used_memory` and
 //! `MEMORY USAGE` stay what they were.
@@ -56,6 +58,13 @@ const QUIET: [Duration; 10] = [
     Duration::from_secs(20),
     Duration::from_secs(30),
 ];
+
+/// The first pass preceded by a purge of the allocator (one after 1 s of
+/// quiet): a purge holds the allocator's arenas for a moment, which under a
+/// steady trickle of writes (an add every second) showed in the other
+/// clients' latency (`PING` p99 0.26–1.59 ms against 0.18–0.33), while
+/// after a build it makes the collapse stick at once.
+const PURGE_FROM_PASS: usize = 1;
 
 /// How long to wait before trying again while Redis has a child process.
 const CHILD_RETRY: Duration = Duration::from_secs(1);
@@ -147,7 +156,7 @@ fn run(keeper: &Keeper, page: usize) {
     }
     let ts = ThreadSafeContext::new();
     loop {
-        let indexes = {
+        let (due_pass, indexes) = {
             let mut state = keeper.state.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 let due = match (state.last_write, QUIET.get(state.passes)) {
@@ -168,7 +177,10 @@ fn run(keeper: &Keeper, page: usize) {
                     .0;
             }
             state.indexes.retain(|_, weak| weak.strong_count() > 0);
-            state.indexes.values().cloned().collect::<Vec<_>>()
+            (
+                state.passes,
+                state.indexes.values().cloned().collect::<Vec<_>>(),
+            )
         };
         if !config::hugepages() {
             // Turned off: no more passes until a write while it is on.
@@ -181,6 +193,9 @@ fn run(keeper: &Keeper, page: usize) {
             continue;
         }
         let writes = WRITES.load(Ordering::Relaxed);
+        if due_pass >= PURGE_FROM_PASS {
+            purge_allocator();
+        }
         match pass(&indexes, page, writes) {
             Pass::Done => {
                 let mut state = keeper.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -197,6 +212,48 @@ fn run(keeper: &Keeper, page: usize) {
 enum Pass {
     Done,
     Interrupted,
+}
+
+/// `mallctl` of jemalloc: name, old value, its length, new value, its length.
+type Mallctl = unsafe extern "C" fn(
+    *const libc::c_char,
+    *mut libc::c_void,
+    *mut usize,
+    *mut libc::c_void,
+    usize,
+) -> libc::c_int;
+
+/// Has Redis's allocator hand the memory freed so far back to the kernel
+/// now instead of over its decay time (jemalloc: about 10 s, a little at a
+/// time), so that a pass collapses pages that no later purge splits.
+/// jemalloc is reached as `mallctl` (a system jemalloc, as Debian's Redis
+/// links) or `je_mallctl` (the copy Redis bundles); with neither (Redis
+/// built on libc malloc), nothing is done.
+fn purge_allocator() {
+    static MALLCTL: OnceLock<Option<Mallctl>> = OnceLock::new();
+    let mallctl = MALLCTL.get_or_init(|| {
+        [c"je_mallctl", c"mallctl"].iter().find_map(|name| {
+            // SAFETY: dlsym only looks the name up in the loaded objects.
+            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+            // SAFETY: a `mallctl` exported by jemalloc has this signature
+            // (its stable API since 3.0).
+            (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, Mallctl>(f) })
+        })
+    });
+    if let Some(mallctl) = mallctl {
+        // SAFETY: "arena.<MALLCTL_ARENAS_ALL>.purge" takes and returns no
+        // value; jemalloc is thread-safe, and a purge only returns unused
+        // pages to the kernel.
+        unsafe {
+            mallctl(
+                c"arena.4096.purge".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+    }
 }
 
 /// Collapses the regions of `indexes` while no write comes after `writes`.
