@@ -536,10 +536,20 @@ fn lookups_read_from_a_replica() {
         let mut args = vec!["-u", url.as_str(), "-k", "songs"];
         args.extend_from_slice(how);
         assert_eq!(lookup_json(&args, clips.path()), reference, "{how:?}");
+        // The replication state each side reported, should the replica not
+        // have been judged usable.
+        let replication = |s: &Server| -> String {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut s.conn())
+                .unwrap_or_default()
+        };
         assert_eq!(
             lookups_served(&replica) - before,
             tracks.len() as u64,
-            "{how:?}"
+            "{how:?}\nprimary:\n{}\nreplica:\n{}",
+            replication(&primary),
+            replication(&replica)
         );
     }
     assert_eq!(lookups_served(&primary), on_primary);
