@@ -42,18 +42,15 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             ClientError::Connect { .. } => true,
+            // Transient, but not a redirect or a replica refusing a write:
+            // those are answers of a server that was reached.
             ClientError::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
-                    || matches!(
+                is_transient(e)
+                    && !matches!(
                         e.kind(),
-                        redis::ErrorKind::ClusterDown
-                            | redis::ErrorKind::MasterDown
-                            | redis::ErrorKind::BusyLoadingError
-                            | redis::ErrorKind::TryAgain
-                            | redis::ErrorKind::ClusterConnectionNotFound
+                        redis::ErrorKind::Moved
+                            | redis::ErrorKind::Ask
+                            | redis::ErrorKind::ReadOnly
                     )
             }
             _ => false,
@@ -73,4 +70,23 @@ fn one_line(err: &redis::RedisError) -> String {
 /// A reply of `command` this client does not understand.
 pub(crate) fn bad_reply(command: &'static str, detail: String) -> ClientError {
     ClientError::Reply { command, detail }
+}
+
+/// Failures that another attempt, maybe on a new connection, can cure.
+pub(crate) fn is_transient(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::TryAgain
+                | redis::ErrorKind::ClusterDown
+                | redis::ErrorKind::MasterDown
+                | redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::Moved
+                | redis::ErrorKind::Ask
+                | redis::ErrorKind::ReadOnly
+                | redis::ErrorKind::ClusterConnectionNotFound
+        )
 }

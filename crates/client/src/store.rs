@@ -17,7 +17,7 @@ use redis::{Cmd, ErrorKind, RedisError, Value};
 
 use crate::endpoint::Conn;
 pub use crate::endpoint::Endpoint;
-use crate::error::{bad_reply, ClientError};
+use crate::error::{bad_reply, is_transient, ClientError};
 use crate::replicas::{Pick, ReadFrom, Replicas};
 use crate::reply::{self, ListEntry, ListPage};
 use crate::shard::Layout;
@@ -565,25 +565,6 @@ fn ask_replicas(replicas: &Replicas, keys: &[String], cmds: &[Cmd]) -> Vec<Optio
         }
     }
     replies
-}
-
-/// Failures that another attempt, maybe on a new connection, can cure.
-pub(crate) fn is_transient(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || matches!(
-            e.kind(),
-            ErrorKind::TryAgain
-                | ErrorKind::ClusterDown
-                | ErrorKind::MasterDown
-                | ErrorKind::BusyLoadingError
-                | ErrorKind::Moved
-                | ErrorKind::Ask
-                | ErrorKind::ReadOnly
-                | ErrorKind::ClusterConnectionNotFound
-        )
 }
 
 fn retryable(e: &ClientError) -> bool {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, ErrorKind, Value};
 
 use crate::endpoint::{Conn, Endpoint};
-use crate::error::{bad_reply, ClientError};
+use crate::error::{bad_reply, is_transient, ClientError};
 use crate::reply;
 use crate::shard::{self, Layout};
-use crate::store::{is_transient, Access};
+use crate::store::Access;
 
 /// [`settle_layout`] and [`existing_shards`], riding through a cluster in
 /// the middle of a failover: for a few seconds it answers CLUSTERDOWN,

@@ -41,11 +41,9 @@ use crate::value::{self, Locked, SharedIndex};
 
 /// Quiet after the last write before each pass: the first collapses what
 /// the writes left, the later ones what the allocator's purging split since
-/// (jemalloc purges freed memory over 10 s by default, a little at a time:
-/// measured at 40M frames, 580 MB on huge pages a second after a build
-/// were 195 MB ten seconds later with passes at 0.25, 3 and 12 s only).
-/// A pass that finds every region on huge pages costs about a system call
-/// per 2 MB.
+/// (jemalloc purges freed memory over 10 s by default, a little at a time,
+/// so passes follow every second or two through that time). A pass that
+/// finds every region on huge pages costs about a system call per 2 MB.
 const QUIET: [Duration; 10] = [
     Duration::from_millis(250),
     Duration::from_secs(1),
@@ -60,10 +58,10 @@ const QUIET: [Duration; 10] = [
 ];
 
 /// The first pass preceded by a purge of the allocator (one after 1 s of
-/// quiet): a purge holds the allocator's arenas for a moment, which under a
-/// steady trickle of writes (an add every second) showed in the other
-/// clients' latency (`PING` p99 0.26–1.59 ms against 0.18–0.33), while
-/// after a build it makes the collapse stick at once.
+/// quiet). A purge holds the allocator's arenas for a moment, which other
+/// clients wait for; from 1 s of quiet on, a steady trickle of writes (an
+/// add every second) never triggers one, while after a build it makes the
+/// collapse stick at once.
 const PURGE_FROM_PASS: usize = 1;
 
 /// How long to wait before trying again while Redis has a child process.
