@@ -17,6 +17,15 @@
 //! An idle pool thread spins for [`SPIN`] before it sleeps, so that work
 //! arriving back to back does not pay a wake-up each time; a sleeping one is
 //! woken when a job or a section arrives and no other thread is spinning.
+//! With [`set_poll`], one idle thread at a time — the *poller* — then keeps
+//! looking for work for that long after its last work, yielding its core at
+//! every turn, before it sleeps too. A thread that slept resumes on a core
+//! the host may have given to other work meanwhile (cold caches and TLB; on
+//! a VM, a halted vCPU), which makes a lookup that follows a pause slower.
+//! The poller costs up to one core while work arrives more often than the
+//! poll period, so it is off by default (the trade-off is measured in
+//! `docs/performance.md`). It yields to every other runnable thread, so it
+//! delays none.
 //!
 //! The pool is the engine's own, not rayon's global one, so the host process
 //! (Redis) keeps control of how many threads exist: threads are started when
@@ -27,7 +36,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -49,6 +58,23 @@ pub fn cores() -> usize {
 }
 
 static INSERT_THREADS: AtomicUsize = AtomicUsize::new(1);
+/// How long the poller looks for work after its last (microseconds).
+static POLL_US: AtomicU64 = AtomicU64::new(DEFAULT_POLL.as_micros() as u64);
+/// The poll period unless [`set_poll`] says otherwise: none.
+pub const DEFAULT_POLL: Duration = Duration::ZERO;
+
+/// How long one idle pool thread keeps looking for work after its last
+/// before it sleeps (zero: every idle thread sleeps after [`SPIN`]).
+pub fn set_poll(period: Duration) {
+    POLL_US.store(
+        u64::try_from(period.as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+fn poll_period() -> Duration {
+    Duration::from_micros(POLL_US.load(Ordering::Relaxed))
+}
 static NICENESS: AtomicI32 = AtomicI32::new(0);
 
 /// Pool threads started from now on run at the process's niceness plus
@@ -120,6 +146,8 @@ struct Pool {
     /// Bumped whenever work arrives, so spinning threads notice without the lock.
     epoch: AtomicUsize,
     spinning: AtomicUsize,
+    /// Whether a thread is polling (see the module's documentation).
+    polling: AtomicBool,
 }
 
 impl Pool {
@@ -180,7 +208,20 @@ impl Pool {
         lower_priority();
         let mut last_work = Instant::now();
         loop {
-            let found = self.take(&mut self.lock());
+            let found = {
+                let mut st = self.lock();
+                let found = self.take(&mut st);
+                // Work announced while the poller counted as spinning woke
+                // no sleeper: whoever takes work and leaves more wakes one.
+                if found.is_some()
+                    && st.sleeping > 0
+                    && self.spinning.load(Ordering::SeqCst) == 0
+                    && self.take_ready(&st).is_some()
+                {
+                    self.wake.notify_one();
+                }
+                found
+            };
             if let Some(work) = found {
                 match work {
                     Work::Job(job) => {
@@ -204,6 +245,9 @@ impl Pool {
                     continue;
                 }
             }
+            if self.poll(last_work) {
+                continue;
+            }
             let mut st = self.lock();
             while self.take_ready(&st).is_none() {
                 st.sleeping += 1;
@@ -213,6 +257,26 @@ impl Pool {
             drop(st);
             last_work = Instant::now();
         }
+    }
+
+    /// Looks for work until `poll_period()` after `since`, yielding the core
+    /// at every turn, unless another thread is polling already; returns
+    /// whether work arrived. The poller counts as spinning, so work
+    /// announced meanwhile wakes no sleeper: the poller takes it, and the
+    /// work it splits off wakes the others.
+    fn poll(&self, since: Instant) -> bool {
+        let period = poll_period();
+        if since.elapsed() >= period || self.polling.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.spinning.fetch_add(1, Ordering::SeqCst);
+        let seen = self.epoch.load(Ordering::SeqCst);
+        while self.epoch.load(Ordering::SeqCst) == seen && since.elapsed() < period {
+            std::thread::yield_now();
+        }
+        self.spinning.fetch_sub(1, Ordering::SeqCst);
+        self.polling.store(false, Ordering::SeqCst);
+        self.epoch.load(Ordering::SeqCst) != seen
     }
 
     /// Whether `take` would find something (without claiming it).
@@ -243,6 +307,7 @@ fn pool() -> &'static Pool {
         wake: Condvar::new(),
         epoch: AtomicUsize::new(0),
         spinning: AtomicUsize::new(0),
+        polling: AtomicBool::new(false),
     })
 }
 
@@ -457,6 +522,30 @@ mod tests {
         let mut got: Vec<u32> = (0..20).map(|_| rx.recv().expect("a job ran")).collect();
         got.sort_unstable();
         assert_eq!(got, (0..20u32).map(|i| 4 * i + 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn jobs_arriving_while_a_thread_polls_run_side_by_side() {
+        set_poll(Duration::from_secs(1));
+        for round in 0..50 {
+            // Long enough for one thread to poll and the other to sleep.
+            std::thread::sleep(Duration::from_millis(2));
+            let (to_first, first_waits) = std::sync::mpsc::channel();
+            let (met_tx, met) = std::sync::mpsc::channel();
+            let first: Job = Box::new(move || {
+                let second_ran = first_waits.recv_timeout(Duration::from_secs(5)).is_ok();
+                let _ = met_tx.send(second_ran);
+            });
+            let second: Job = Box::new(move || {
+                let _ = to_first.send(());
+            });
+            assert!(spawn(first).is_ok() && spawn(second).is_ok());
+            assert_eq!(
+                met.recv_timeout(Duration::from_secs(10)),
+                Ok(true),
+                "round {round}: the second job waited for the first"
+            );
+        }
     }
 
     #[test]

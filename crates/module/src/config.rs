@@ -33,6 +33,14 @@ pub const MAX_TOGGLE_BITS_LIMIT: i64 = defaults::HARD_MAX_TOGGLE_BITS as i64;
 /// the main thread.
 pub const DEFAULT_THREADS: i64 = 2;
 pub const THREADS_LIMIT: i64 = auscout_core::pool::MAX_THREADS as i64;
+/// `auscout.poll-us`: after its last work, one idle module thread keeps
+/// looking for the next for this long before it sleeps (see
+/// `auscout_core::pool`): lower latency for lookups that come less than
+/// that apart, for up to a core of CPU. 0 (the default) lets every idle
+/// thread sleep at once.
+pub const DEFAULT_POLL_US: i64 = auscout_core::pool::DEFAULT_POLL.as_micros() as i64;
+/// One second: past that, polling saves nothing a wake-up costs.
+pub const POLL_US_LIMIT: i64 = 1_000_000;
 /// `auscout.hugepages`: keep the indexes on transparent huge pages (see
 /// `hugepages`); `no` stops collapsing them (what is on huge pages stays).
 pub const DEFAULT_HUGEPAGES: bool = true;
@@ -140,6 +148,16 @@ pub static THREADS: BoundedConfig = BoundedConfig {
     ..BoundedConfig::new("threads", DEFAULT_THREADS, 1, THREADS_LIMIT)
 };
 
+pub static POLL_US: BoundedConfig = BoundedConfig {
+    on_set: Some(engine_poll),
+    ..BoundedConfig::new("poll-us", DEFAULT_POLL_US, 0, POLL_US_LIMIT)
+};
+
+fn engine_poll(us: i64) {
+    let us = u64::try_from(us).unwrap_or(0);
+    auscout_core::pool::set_poll(std::time::Duration::from_micros(us));
+}
+
 /// Inserts read the thread count from the engine (lookups get it per
 /// call), and so does the pool that answers lookups off the main thread.
 fn engine_threads(n: i64) {
@@ -164,4 +182,5 @@ pub fn threads() -> usize {
 /// any `CONFIG SET`).
 pub fn apply_to_engine() {
     engine_threads(THREADS.value());
+    engine_poll(POLL_US.value());
 }

@@ -116,6 +116,7 @@ redis_module! {
         i64: [
             ["max-toggle-bits", &config::MAX_TOGGLE_BITS, config::DEFAULT_MAX_TOGGLE_BITS, 0, config::MAX_TOGGLE_BITS_LIMIT, ConfigurationFlags::DEFAULT, None],
             ["threads", &config::THREADS, config::DEFAULT_THREADS, 1, config::THREADS_LIMIT, ConfigurationFlags::DEFAULT, None],
+            ["poll-us", &config::POLL_US, config::DEFAULT_POLL_US, 0, config::POLL_US_LIMIT, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["default-threshold", &config::THRESHOLD, config::DEFAULT_THRESHOLD_STR, ConfigurationFlags::DEFAULT, None],

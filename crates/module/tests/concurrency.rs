@@ -87,7 +87,22 @@ struct Reading {
 
 #[test]
 fn concurrent_lookups_and_writes_answer_as_some_serial_order() {
-    let s = Server::start();
+    answers_follow_some_serial_order(Server::start());
+}
+
+#[test]
+fn with_a_module_thread_polling_answers_still_follow_some_serial_order() {
+    answers_follow_some_serial_order(
+        Server::builder()
+            .module_arg("poll-us")
+            .module_arg("10000")
+            .start(),
+    );
+}
+
+/// Lookups from several clients while another writes: each answer is that
+/// of the index between two writes made while the lookup was under way.
+fn answers_follow_some_serial_order(s: Server) {
     let mut c = s.conn();
     let mut rng = StdRng::seed_from_u64(77);
     let tracks: Vec<Vec<u32>> = (0..40).map(|_| random_track(&mut rng, 2500)).collect();

@@ -72,7 +72,7 @@ pub struct Variant {
 
 /// Parses `AUSCOUT_BENCH_VARIANTS`: variants separated by `;`, each a list
 /// of `name=value` configs separated by `,` (`auscout.` is prefixed when
-/// missing). Default: `threads=1;threads=2`.
+/// missing).
 pub fn variants(spec: &str) -> Vec<Variant> {
     spec.split(';')
         .filter(|v| !v.trim().is_empty())
@@ -136,6 +136,20 @@ struct Figures {
     right: usize,
     matching: usize,
     false_hits: usize,
+    /// The server's CPU time (all its threads) over the counted lookups.
+    cpu_s: f64,
+}
+
+/// The server's CPU time so far, all its threads (`INFO cpu`), in seconds.
+fn server_cpu(c: &mut Connection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query(c).expect("INFO cpu");
+    info.lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_user:")
+                .or_else(|| l.strip_prefix("used_cpu_sys:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
 }
 
 fn touch(buf: &mut [u8]) {
@@ -175,7 +189,9 @@ pub fn set_configs(c: &mut Connection, v: &Variant) {
 }
 
 /// Runs `lookups` lookups per variant in each arrival pattern and prints a
-/// table: server-time median and p99, round-trip median and p99.
+/// table: server-time median and p99, round-trip median and p99, and the
+/// server's CPU per lookup (all its threads, the time between lookups
+/// included: what a module thread polling for work costs).
 pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Variant]) {
     let mut buf = vec![0u8; TOUCH_BYTES];
     let blocks = lookups.div_ceil(BLOCK).max(1);
@@ -183,8 +199,8 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
         "lookups by arrival pattern ({} per variant and pattern, in turns of {BLOCK}; half matching):",
         blocks * BLOCK
     );
-    println!("| arrival | variant | server median | server p99 | round trip median | round trip p99 | right / false |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| arrival | variant | server median | server p99 | round trip median | round trip p99 | server CPU per lookup | right / false |");
+    println!("|---|---|---|---|---|---|---|---|");
     for arrival in Arrival::chosen() {
         // The queries depend on the pattern, not on which others run.
         let p = Arrival::ALL.iter().position(|&a| a == arrival).unwrap_or(0);
@@ -198,6 +214,7 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
                 let mut warm = Figures::default();
                 lookup(c, &qs[0], &mut warm);
                 slowlog(c, true);
+                let cpu_before = server_cpu(c);
                 for q in &qs[1..] {
                     match arrival {
                         Arrival::BackToBack => {}
@@ -206,6 +223,7 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
                     }
                     lookup(c, q, f);
                 }
+                f.cpu_s += server_cpu(c) - cpu_before;
                 slowlog(c, false);
                 f.server_us.extend(slowlog_durations(c, "auscout.lookup"));
             }
@@ -213,13 +231,14 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
         for (variant, f) in variants.iter().zip(&mut figures) {
             let ms = |v: &mut Vec<u64>, p: f64| pct(v, p);
             println!(
-                "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {}/{} / {} |",
+                "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {}/{} / {} |",
                 arrival.name(),
                 variant.name,
                 ms(&mut f.server_us, 0.5),
                 ms(&mut f.server_us, 0.99),
                 ms(&mut f.round_trip_us, 0.5),
                 ms(&mut f.round_trip_us, 0.99),
+                1e3 * f.cpu_s / f.round_trip_us.len().max(1) as f64,
                 f.right,
                 f.matching,
                 f.false_hits

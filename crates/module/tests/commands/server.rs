@@ -19,6 +19,7 @@ fn configs_are_visible_settable_and_validated() {
     assert_eq!(map["auscout.default-threshold"], "0.25");
     assert_eq!(map["auscout.max-toggle-bits"], "8");
     assert_eq!(map["auscout.threads"], "2");
+    assert_eq!(map["auscout.poll-us"], "0");
     config_set(&mut c, "auscout.default-threshold", "0.5").unwrap();
     config_set(&mut c, "auscout.max-toggle-bits", "4").unwrap();
     for bad in ["abc", "nan", "1.5", "-1"] {
@@ -31,6 +32,12 @@ fn configs_are_visible_settable_and_validated() {
         let r = config_set(&mut c, "auscout.threads", bad);
         assert!(r.is_err(), "threads {bad} accepted");
     }
+    for bad in ["-1", "1000001", "x"] {
+        let r = config_set(&mut c, "auscout.poll-us", bad);
+        assert!(r.is_err(), "poll-us {bad} accepted");
+    }
+    config_set(&mut c, "auscout.poll-us", "10000").unwrap();
+    assert_eq!(config_get(&mut c, "auscout.poll-us"), "10000");
     assert_eq!(config_get(&mut c, "auscout.default-threshold"), "0.5");
     // The lowered toggle cap applies to lookups.
     add(&mut c, "idx", &[1, 2]);
@@ -42,6 +49,51 @@ fn configs_are_visible_settable_and_validated() {
             .query(&mut c),
     );
     assert!(e.starts_with("ERR "), "{e}");
+}
+
+/// The server's CPU time (all threads), in seconds.
+fn cpu_seconds(c: &mut Connection) -> f64 {
+    ["used_cpu_user", "used_cpu_sys"]
+        .iter()
+        .map(|f| {
+            info_field(c, "cpu", f)
+                .and_then(|v| v.parse::<f64>().ok())
+                .expect("INFO cpu")
+        })
+        .sum()
+}
+
+#[test]
+fn module_threads_stop_polling_once_lookups_stop() {
+    let s = Server::builder()
+        .module_arg("poll-us")
+        .module_arg("10000")
+        .start();
+    let mut c = s.conn();
+    let track: Vec<u32> = (0..20_000u32)
+        .map(|i| i.wrapping_mul(0x9E37_79B9))
+        .collect();
+    add(&mut c, "idx", &track);
+    // 1,000 frames at 4 toggle bits: split over the module threads.
+    let (query, toggles) = (&track[5_000..6_000], vec![0x0000_000F_u32; 1_000]);
+    for _ in 0..50 {
+        let _: Value = cmd("auscout.lookup")
+            .arg("idx")
+            .arg(wire(query))
+            .arg(wire(&toggles))
+            .query(&mut c)
+            .unwrap();
+    }
+    // The poller stops 10 ms after its last work; a second of quiet then
+    // costs the server next to nothing (a thread polling all along: 1 s).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = cpu_seconds(&mut c);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let spent = cpu_seconds(&mut c) - before;
+    assert!(
+        spent < 0.2,
+        "an idle server spent {spent:.3} s of CPU in 1 s"
+    );
 }
 
 #[test]
