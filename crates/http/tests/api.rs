@@ -27,24 +27,15 @@ fn assert_found(reply: &common::Reply, descr: &str, what: &str) {
 /// The Content-Encoding of a GET sent with `Accept-Encoding: gzip` (over a
 /// bare socket: the HTTP client would decode and hide it).
 fn content_encoding(service: &Service, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
     let host = service.base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut reply = Vec::new();
-    s.read_to_end(&mut reply).expect("read");
-    let text = String::from_utf8_lossy(&reply);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("content-encoding")
-            .then(|| value.trim().to_owned())
-    })
+    let answer = common::raw_request(
+        &service.base,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(answer.status, 200, "{path}: {}", answer.head);
+    answer.header("content-encoding").map(str::to_owned)
 }
 
 #[test]

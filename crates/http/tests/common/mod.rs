@@ -242,8 +242,27 @@ pub fn post_form(url: &str, parts: &[(&str, Option<&str>, &[u8])], token: Option
     )
 }
 
-/// Writes a raw request head (no body) and reads the answer: (status, body).
-pub fn head_only(base: &str, head: &str) -> (u16, String) {
+/// An answer read off a bare socket: what an HTTP client library would
+/// hide (an early reply to an unsent body, the headers as sent).
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawAnswer {
+    /// The value of header `name` (any case), if the answer has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, value) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Writes a raw request head (no body) and reads the answer, up to the end
+/// of the connection or of a JSON body (the connection may stay open).
+pub fn raw_request(base: &str, head: &str) -> RawAnswer {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -253,7 +272,6 @@ pub fn head_only(base: &str, head: &str) -> (u16, String) {
     stream.write_all(head.as_bytes()).expect("write head");
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    // Up to the end of the JSON body (the connection may stay open).
     while let Ok(n) = stream.read(&mut buf) {
         if n == 0 {
             break;
@@ -264,13 +282,22 @@ pub fn head_only(base: &str, head: &str) -> (u16, String) {
         }
     }
     let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    RawAnswer {
+        status: head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// [`raw_request`]'s status and body.
+pub fn head_only(base: &str, head: &str) -> (u16, String) {
+    let answer = raw_request(base, head);
+    (answer.status, answer.body)
 }
 
 /// Synthetic tracks and clips of them, as files, made once per test binary.
