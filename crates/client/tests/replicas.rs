@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use auscout_client::store::{Access, Endpoint, LookupOptions, Store, TrackMatch};
 use auscout_client::{ReadFrom, ReplicaPolicy};
+use auscout_testkit::cluster::cluster_node_with_timeout;
 use auscout_testkit::server::{info_field, wait_replicated, Server};
 use auscout_testkit::Rng;
 
@@ -156,28 +157,6 @@ fn a_primary_and_two_replicas_answer_alike_when_one_stops_or_lags() {
     assert_eq!(lookups_served(second), before, "a lagging replica served");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn cluster_node() -> Server {
-    Server::builder()
-        .arg("--cluster-enabled")
-        .arg("yes")
-        .arg("--cluster-config-file")
-        .arg("nodes.conf")
-        .arg("--cluster-node-timeout")
-        .arg("500")
-        .arg("--cluster-port")
-        .arg(&free_port().to_string())
-        .arg("--repl-diskless-sync-delay")
-        .arg("0")
-        .start()
-}
-
 fn field(s: &Server, section: &str, name: &str) -> String {
     info_field(&mut s.conn(), section, name).unwrap_or_default()
 }
@@ -192,7 +171,10 @@ fn cluster_ok(s: &Server) -> bool {
 #[test]
 fn a_cluster_replica_answers_its_masters_shard() {
     // The smallest cluster: one master with every slot and its replica.
-    let (master, replica) = (cluster_node(), cluster_node());
+    let (master, replica) = (
+        cluster_node_with_timeout(500),
+        cluster_node_with_timeout(500),
+    );
     let mut m = master.conn();
     let mut r = replica.conn();
     redis::cmd("CLUSTER")

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::server::free_port;
 use crate::Server;
 
 /// A cluster node: a harness server with cluster mode on (killed on drop).
@@ -17,25 +18,24 @@ use crate::Server;
 ///   window leaves a replica that never synced, which Redis Cluster rightly
 ///   refuses to promote (its data age is unbounded).
 pub fn cluster_node() -> Server {
+    cluster_node_with_timeout(1500)
+}
+
+/// [`cluster_node`] with its own `cluster-node-timeout` (ms): how long a
+/// silent node takes to be judged failed.
+pub fn cluster_node_with_timeout(node_timeout_ms: u32) -> Server {
     Server::builder()
         .arg("--cluster-enabled")
         .arg("yes")
         .arg("--cluster-config-file")
         .arg("nodes.conf")
         .arg("--cluster-node-timeout")
-        .arg("1500")
+        .arg(&node_timeout_ms.to_string())
         .arg("--cluster-port")
         .arg(&free_port().to_string())
         .arg("--repl-diskless-sync-delay")
         .arg("0")
         .start()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `INFO replication` of a node as field → value.

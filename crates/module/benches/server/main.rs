@@ -333,7 +333,7 @@ fn main() {
         .collect();
     // Lookups of each kind (more for a steadier p99, or to profile the server).
     let lookups: usize = env_or("AUSCOUT_BENCH_LOOKUPS", 300);
-    let (server, client) = start(16_401);
+    let (server, client) = start(auscout_testkit::server::free_port());
     let mut c = client.get_connection().expect("connection");
     slowlog(&mut c, false);
     let before = used_memory(&mut c);
