@@ -113,6 +113,18 @@ fn files_and_streams_over_http_come_back_as_their_truth() {
                 ending: Ending::Finish,
             }],
         ),
+        (
+            // Asked twice: as HTTP (which refuses the reply), then as Shoutcast.
+            "/shoutcast",
+            vec![
+                Reply::Shoutcast {
+                    body: Arc::clone(&mp3),
+                    content_type: "audio/mpeg",
+                    ending: Ending::Finish,
+                };
+                2
+            ],
+        ),
     ]);
 
     // A file cut half-way is resumed where it stopped: nothing is lost.
@@ -172,6 +184,22 @@ fn files_and_streams_over_http_come_back_as_their_truth() {
     assert_eq!(playing, tracks, "{text}");
     let segments = text.lines().filter(|l| l.contains(" – ")).count();
     assert_eq!(segments, truth.len(), "{text}");
+
+    // A Shoutcast v1 station, which answers `ICY 200 OK`: the same stream.
+    let shoutcast = http.url("/shoutcast");
+    let out = client(&[
+        "monitor",
+        "-u",
+        &url,
+        "-k",
+        "music",
+        "--csv",
+        "--max-retries",
+        "0",
+        &shoutcast,
+    ]);
+    assert_one_line_failure(&out, "the stream ended");
+    assert_matches_truth(&out, &truth);
 }
 
 #[test]

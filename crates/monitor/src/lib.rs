@@ -11,7 +11,8 @@
 //! - [`follow`]: following one track frame by frame (pure);
 //! - [`hashing`]: audio → hashes as a stream;
 //! - [`source`], [`raw`], [`url`]: where the audio comes from (files,
-//!   standard input, raw PCM, `http://` and `https://` streams), [`mic`]
+//!   standard input, raw PCM, `http://` and `https://` streams, Shoutcast
+//!   v1 through `icy`), [`mic`]
 //!   (a capture device through `cpal`, with the `mic` feature).
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod engine;
 pub mod follow;
 pub mod hashing;
+mod icy;
 #[cfg(feature = "mic")]
 pub mod mic;
 pub mod raw;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use auscout_fingerprint::decode::Decoder;
 
+use crate::icy;
 use crate::source::{Chunk, SampleSource};
 use crate::MonitorError;
 
@@ -84,7 +85,7 @@ type Shared = Arc<Mutex<BodyState>>;
 /// the source decides what follows. A file's body is resumed with `Range`
 /// first.
 struct Body {
-    reader: ureq::BodyReader<'static>,
+    reader: Box<dyn Read + Send>,
     agent: ureq::Agent,
     url: String,
     /// Bytes delivered so far (of the whole file, for a resumed one).
@@ -114,7 +115,7 @@ impl Body {
                 .call();
             match response {
                 Ok(r) if r.status() == 206 => {
-                    self.reader = r.into_body().into_reader();
+                    self.reader = Box::new(r.into_body().into_reader());
                     return Ok(());
                 }
                 Ok(r) => {
@@ -203,6 +204,15 @@ fn describe_call(e: ureq::Error) -> String {
     }
 }
 
+/// What a response's head tells about its body.
+struct Head {
+    /// `None` for a stream.
+    length: Option<u64>,
+    /// `icy-*` headers, or a Shoutcast v1 reply: a radio stream.
+    radio: bool,
+    content_type: Option<String>,
+}
+
 /// symphonia wants a `Sync` reader; the body is only ever used from the
 /// thread that owns it, so a `Mutex` reached through `&mut` (no locking)
 /// supplies that.
@@ -228,6 +238,9 @@ pub struct UrlSource {
     live: bool,
     /// A response with `icy-*` headers: a radio stream, whose end is a drop.
     radio: bool,
+    /// The server answered as Shoutcast v1 (`ICY 200 OK`): reconnections
+    /// go straight to [`icy::get`].
+    shoutcast: bool,
     samples: Vec<f32>,
 }
 
@@ -251,6 +264,7 @@ impl UrlSource {
             })),
             live: false,
             radio: false,
+            shoutcast: false,
             samples: Vec::new(),
         };
         source.connect().map_err(MonitorError::Read)?;
@@ -259,17 +273,56 @@ impl UrlSource {
 
     /// One connection: a response, its body under a new decoder.
     fn connect(&mut self) -> Result<(), String> {
-        let response = self.agent.get(&self.url).call().map_err(describe_call)?;
-        let headers = response.headers();
-        let length = headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        self.radio = headers.keys().any(|k| k.as_str().starts_with("icy-"));
+        let response = if self.shoutcast {
+            Err(None)
+        } else {
+            self.agent.get(&self.url).call().map_err(Some)
+        };
+        let (head, reader) = match response {
+            Ok(response) => {
+                let headers = response.headers();
+                let head = Head {
+                    length: headers
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok()),
+                    radio: headers.keys().any(|k| k.as_str().starts_with("icy-")),
+                    content_type: headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                };
+                let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
+                (head, reader)
+            }
+            // A status line HTTP does not know: a Shoutcast v1 `ICY 200 OK`?
+            Err(e @ (None | Some(ureq::Error::Protocol(_)))) => {
+                match icy::get(&self.url, self.options.stall)? {
+                    Some(reply) => {
+                        self.shoutcast = true;
+                        let head = Head {
+                            length: None,
+                            radio: true,
+                            content_type: reply.content_type,
+                        };
+                        (head, reply.audio)
+                    }
+                    None => {
+                        return Err(e.map_or_else(
+                            || "the server no longer answers as Shoutcast".to_owned(),
+                            describe_call,
+                        ))
+                    }
+                }
+            }
+            Err(Some(e)) => return Err(describe_call(e)),
+        };
+        let length = head.length;
+        self.radio = head.radio;
         self.live = length.is_none();
-        let hint = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
+        let hint = head
+            .content_type
+            .as_deref()
             .and_then(extension_of_type)
             .or_else(|| extension_of_path(&self.url));
         let state = Arc::new(Mutex::new(BodyState {
@@ -278,7 +331,7 @@ impl UrlSource {
         }));
         self.state = Arc::clone(&state);
         let body = Body {
-            reader: response.into_body().into_reader(),
+            reader,
             agent: self.agent.clone(),
             url: self.url.clone(),
             position: 0,

@@ -1,7 +1,7 @@
 //! A local HTTP server that serves encoded audio the way real servers do,
 //! and fails the way they fail: a file with its length (and ranges), an
 //! endless chunked stream with `icy-*` headers like an Icecast station, a
-//! connection cut off mid-way, a stream that stops sending. Each path
+//! Shoutcast v1 station (`ICY 200 OK`), a connection cut off mid-way, a stream that stops sending. Each path
 //! answers its successive requests from a script; a path whose script is
 //! used up answers 503.
 
@@ -37,6 +37,13 @@ pub enum Reply {
     },
     /// A radio stream: chunked, no length, `icy-name` and `icy-br` headers.
     Stream {
+        body: Arc<Vec<u8>>,
+        content_type: &'static str,
+        ending: Ending,
+    },
+    /// A Shoutcast v1 station: `ICY 200 OK` instead of an HTTP status
+    /// line, then the bytes as they are, no length, no chunks.
+    Shoutcast {
         body: Arc<Vec<u8>>,
         content_type: &'static str,
         ending: Ending,
@@ -210,6 +217,19 @@ fn serve(
                 // Half a chunk: the stream is cut in the middle of one.
                 let _ = conn.write_all(b"1000\r\n\x00\x01");
             }
+            ending
+        }
+        Reply::Shoutcast {
+            body,
+            content_type,
+            ending,
+        } => {
+            let _ = write!(
+                conn,
+                "ICY 200 OK\r\nicy-name:auscout test radio\r\ncontent-type:{content_type}\r\n\
+                 icy-br:128\r\n\r\n"
+            );
+            let _ = conn.write_all(&body);
             ending
         }
     };
