@@ -52,6 +52,11 @@ fn assert_matches_truth_with_gap(out: &Output, truth: &[Truth], cut: f64) {
     assert_crossfades_overlap(&got, truth);
 }
 
+/// `auscoutclient monitor` of the index `music` on the server at `url`.
+fn monitor(url: &str, args: &[&str]) -> Output {
+    client(&[&["monitor", "-u", url, "-k", "music"], args].concat())
+}
+
 /// A failed run with one line on stderr containing `needle`.
 fn assert_one_line_failure(out: &Output, needle: &str) {
     assert!(!out.status.success(), "should fail: {}", stdout(out));
@@ -129,9 +134,7 @@ fn files_and_streams_over_http_come_back_as_their_truth() {
 
     // A file cut half-way is resumed where it stopped: nothing is lost.
     let show = http.url("/show.ogg");
-    let out = ok(client(&[
-        "monitor", "-u", &url, "-k", "music", "--csv", &show,
-    ]));
+    let out = ok(monitor(&url, &["--csv", &show]));
     assert_matches_truth(&out, &truth);
     let asked = http.requests();
     assert_eq!(asked.len(), 2, "{asked:?}");
@@ -140,17 +143,7 @@ fn files_and_streams_over_http_come_back_as_their_truth() {
     // An endless stream cut off twice: reconnected once (a gap), then gone
     // for good after 2 retries; every segment is reported all the same.
     let live = http.url("/live");
-    let out = client(&[
-        "monitor",
-        "-u",
-        &url,
-        "-k",
-        "music",
-        "--csv",
-        "--max-retries",
-        "2",
-        &live,
-    ]);
+    let out = monitor(&url, &["--csv", "--max-retries", "2", &live]);
     assert_one_line_failure(&out, "did not come back after 2 retries");
     assert_matches_truth_with_gap(&out, &truth, cut_s);
     let to_live = http
@@ -163,16 +156,7 @@ fn files_and_streams_over_http_come_back_as_their_truth() {
     // A radio stream (AAC): a "now playing" line as each track is heard,
     // then its segment; its end is a drop, and no retry is allowed.
     let radio = http.url("/aac");
-    let out = client(&[
-        "monitor",
-        "-u",
-        &url,
-        "-k",
-        "music",
-        "--max-retries",
-        "0",
-        &radio,
-    ]);
+    let out = monitor(&url, &["--max-retries", "0", &radio]);
     assert_one_line_failure(&out, "the stream ended");
     let text = stdout(&out);
     let playing: Vec<&str> = text
@@ -187,17 +171,7 @@ fn files_and_streams_over_http_come_back_as_their_truth() {
 
     // A Shoutcast v1 station, which answers `ICY 200 OK`: the same stream.
     let shoutcast = http.url("/shoutcast");
-    let out = client(&[
-        "monitor",
-        "-u",
-        &url,
-        "-k",
-        "music",
-        "--csv",
-        "--max-retries",
-        "0",
-        &shoutcast,
-    ]);
+    let out = monitor(&url, &["--csv", "--max-retries", "0", &shoutcast]);
     assert_one_line_failure(&out, "the stream ended");
     assert_matches_truth(&out, &truth);
 }
@@ -224,34 +198,25 @@ fn unreachable_failing_and_stalled_urls_are_one_clear_line() {
     ]);
 
     // Nothing listens on port 1.
-    let out = client(&[
-        "monitor",
-        "-u",
-        &url,
-        "-k",
-        "music",
-        "http://127.0.0.1:1/radio",
-    ]);
+    let out = monitor(&url, &["http://127.0.0.1:1/radio"]);
     assert_one_line_failure(&out, "cannot connect");
 
-    let out = client(&["monitor", "-u", &url, "-k", "music", &http.url("/gone")]);
+    let out = monitor(&url, &[&http.url("/gone")]);
     assert_one_line_failure(&out, "HTTP 404");
 
     // Stops sending after c.wav: what played before is reported, then the
     // stall is a drop, and the reconnection finds nothing (503).
-    let out = client(&[
-        "monitor",
-        "-u",
+    let out = monitor(
         &url,
-        "-k",
-        "music",
-        "--csv",
-        "--stall",
-        "1",
-        "--max-retries",
-        "1",
-        &http.url("/stall"),
-    ]);
+        &[
+            "--csv",
+            "--stall",
+            "1",
+            "--max-retries",
+            "1",
+            &http.url("/stall"),
+        ],
+    );
     assert_one_line_failure(&out, "nothing received for too long");
     let got = rows(&stdout(&out));
     let before: Vec<&str> = truth
