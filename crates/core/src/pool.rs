@@ -58,10 +58,10 @@ pub fn cores() -> usize {
 }
 
 static INSERT_THREADS: AtomicUsize = AtomicUsize::new(1);
-/// How long the poller looks for work after its last (microseconds).
-static POLL_US: AtomicU64 = AtomicU64::new(DEFAULT_POLL.as_micros() as u64);
 /// The poll period unless [`set_poll`] says otherwise: none.
 pub const DEFAULT_POLL: Duration = Duration::ZERO;
+/// How long the poller looks for work after its last (microseconds).
+static POLL_US: AtomicU64 = AtomicU64::new(DEFAULT_POLL.as_micros() as u64);
 
 /// How long one idle pool thread keeps looking for work after its last
 /// before it sleeps (zero: every idle thread sleeps after [`SPIN`]).
@@ -211,8 +211,9 @@ impl Pool {
             let found = {
                 let mut st = self.lock();
                 let found = self.take(&mut st);
-                // Work announced while the poller counted as spinning woke
-                // no sleeper: whoever takes work and leaves more wakes one.
+                // Work announced while a thread watched for it (counted as
+                // spinning) woke no sleeper: whoever takes work and leaves
+                // more wakes one.
                 if found.is_some()
                     && st.sleeping > 0
                     && self.spinning.load(Ordering::SeqCst) == 0
@@ -234,16 +235,8 @@ impl Pool {
                 last_work = Instant::now();
                 continue;
             }
-            if last_work.elapsed() < SPIN {
-                self.spinning.fetch_add(1, Ordering::SeqCst);
-                let seen = self.epoch.load(Ordering::SeqCst);
-                while self.epoch.load(Ordering::SeqCst) == seen && last_work.elapsed() < SPIN {
-                    std::hint::spin_loop();
-                }
-                self.spinning.fetch_sub(1, Ordering::SeqCst);
-                if self.epoch.load(Ordering::SeqCst) != seen {
-                    continue;
-                }
+            if last_work.elapsed() < SPIN && self.watch(last_work, SPIN, std::hint::spin_loop) {
+                continue;
             }
             if self.poll(last_work) {
                 continue;
@@ -259,24 +252,30 @@ impl Pool {
         }
     }
 
-    /// Looks for work until `poll_period()` after `since`, yielding the core
-    /// at every turn, unless another thread is polling already; returns
-    /// whether work arrived. The poller counts as spinning, so work
-    /// announced meanwhile wakes no sleeper: the poller takes it, and the
-    /// work it splits off wakes the others.
+    /// Watches for work announced from now on until `until` after `since`,
+    /// calling `relax` between looks; returns whether work arrived. The
+    /// watcher counts as spinning, so work announced meanwhile wakes no
+    /// sleeper: the watcher takes it (and wakes one if it leaves more).
+    fn watch(&self, since: Instant, until: Duration, relax: fn()) -> bool {
+        self.spinning.fetch_add(1, Ordering::SeqCst);
+        let seen = self.epoch.load(Ordering::SeqCst);
+        while self.epoch.load(Ordering::SeqCst) == seen && since.elapsed() < until {
+            relax();
+        }
+        self.spinning.fetch_sub(1, Ordering::SeqCst);
+        self.epoch.load(Ordering::SeqCst) != seen
+    }
+
+    /// [`Pool::watch`]es until `poll_period()` after `since`, yielding the
+    /// core at every turn, unless another thread is polling already.
     fn poll(&self, since: Instant) -> bool {
         let period = poll_period();
         if since.elapsed() >= period || self.polling.swap(true, Ordering::SeqCst) {
             return false;
         }
-        self.spinning.fetch_add(1, Ordering::SeqCst);
-        let seen = self.epoch.load(Ordering::SeqCst);
-        while self.epoch.load(Ordering::SeqCst) == seen && since.elapsed() < period {
-            std::thread::yield_now();
-        }
-        self.spinning.fetch_sub(1, Ordering::SeqCst);
+        let arrived = self.watch(since, period, std::thread::yield_now);
         self.polling.store(false, Ordering::SeqCst);
-        self.epoch.load(Ordering::SeqCst) != seen
+        arrived
     }
 
     /// Whether `take` would find something (without claiming it).

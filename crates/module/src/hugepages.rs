@@ -12,19 +12,20 @@
 //! comes. It passes again every second or two for the next 12 s, then at
 //! 20 and 30 s (the allocator purges what the last writes freed over the
 //! following seconds, splitting pages anew); a region already on a huge
-//! page costs one system call. From the pass after 1 s of quiet on, it first
-//! has the allocator purge at once what it would purge over those seconds
-//! ([`purge_allocator`]), so that what the pass collapses stays collapsed. It never
-//! holds the lock while the kernel copies, never runs on Redis's main
-//! thread, and allocates nothing in the index's name: `used_memory` and
-//! `MEMORY USAGE` stay what they were.
+//! page costs one system call. From the pass after 1 s of quiet on, it
+//! first has the allocator purge at once what it would purge over those
+//! seconds ([`purge_allocator`]), so that what the pass collapses stays
+//! collapsed. It never holds the lock while the kernel copies, never runs
+//! on Redis's main thread, and allocates nothing in the index's name:
+//! `used_memory` and `MEMORY USAGE` stay what they were.
 //!
 //! No pass runs while Redis has a child process (an RDB save, an AOF
 //! rewrite): a collapse copies pages the child still shares, which would
 //! cost their memory twice until it exits.
 //!
-//! `auscout.hugepages no` turns it off. With THP `never`, on kernels before 6.1, or when Redis disabled THP for
-//! itself (`disable-thp` on hosts with THP `always`), nothing is done.
+//! `auscout.hugepages no` turns it off. With THP `never`, on kernels
+//! before 6.1, or when Redis disabled THP for itself (`disable-thp` on
+//! hosts with THP `always`), nothing is done.
 
 #![allow(unsafe_code)]
 

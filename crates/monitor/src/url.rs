@@ -213,6 +213,25 @@ struct Head {
     content_type: Option<String>,
 }
 
+impl Head {
+    /// The head of an HTTP response, and its body.
+    fn of_response(response: ureq::http::Response<ureq::Body>) -> (Head, Box<dyn Read + Send>) {
+        let headers = response.headers();
+        let head = Head {
+            length: headers
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+            radio: headers.keys().any(|k| k.as_str().starts_with("icy-")),
+            content_type: headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        (head, Box::new(response.into_body().into_reader()))
+    }
+}
+
 /// symphonia wants a `Sync` reader; the body is only ever used from the
 /// thread that owns it, so a `Mutex` reached through `&mut` (no locking)
 /// supplies that.
@@ -273,49 +292,15 @@ impl UrlSource {
 
     /// One connection: a response, its body under a new decoder.
     fn connect(&mut self) -> Result<(), String> {
-        let response = if self.shoutcast {
-            Err(None)
+        let (head, reader) = if self.shoutcast {
+            self.shoutcast_reply(None)?
         } else {
-            self.agent.get(&self.url).call().map_err(Some)
-        };
-        let (head, reader) = match response {
-            Ok(response) => {
-                let headers = response.headers();
-                let head = Head {
-                    length: headers
-                        .get("content-length")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok()),
-                    radio: headers.keys().any(|k| k.as_str().starts_with("icy-")),
-                    content_type: headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned),
-                };
-                let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
-                (head, reader)
+            match self.agent.get(&self.url).call() {
+                Ok(response) => Head::of_response(response),
+                // A status line HTTP does not know: a Shoutcast v1 `ICY 200 OK`?
+                Err(e @ ureq::Error::Protocol(_)) => self.shoutcast_reply(Some(e))?,
+                Err(e) => return Err(describe_call(e)),
             }
-            // A status line HTTP does not know: a Shoutcast v1 `ICY 200 OK`?
-            Err(e @ (None | Some(ureq::Error::Protocol(_)))) => {
-                match icy::get(&self.url, self.options.stall)? {
-                    Some(reply) => {
-                        self.shoutcast = true;
-                        let head = Head {
-                            length: None,
-                            radio: true,
-                            content_type: reply.content_type,
-                        };
-                        (head, reply.audio)
-                    }
-                    None => {
-                        return Err(e.map_or_else(
-                            || "the server no longer answers as Shoutcast".to_owned(),
-                            describe_call,
-                        ))
-                    }
-                }
-            }
-            Err(Some(e)) => return Err(describe_call(e)),
         };
         let length = head.length;
         self.radio = head.radio;
@@ -348,6 +333,28 @@ impl UrlSource {
             })?;
         self.decoder = Some(decoder);
         Ok(())
+    }
+
+    /// The reply of a Shoutcast v1 server, asked over a plain connection;
+    /// `refused` is what the HTTP client said of it (none once the server
+    /// is known to answer so).
+    fn shoutcast_reply(
+        &mut self,
+        refused: Option<ureq::Error>,
+    ) -> Result<(Head, Box<dyn Read + Send>), String> {
+        let Some(reply) = icy::get(&self.url, self.options.stall)? else {
+            return Err(refused.map_or_else(
+                || "the server no longer answers as Shoutcast".to_owned(),
+                describe_call,
+            ));
+        };
+        self.shoutcast = true;
+        let head = Head {
+            length: None,
+            radio: true,
+            content_type: reply.content_type,
+        };
+        Ok((head, reply.audio))
     }
 
     fn body_end(&self) -> BodyEnd {

@@ -1,9 +1,9 @@
 //! A local HTTP server that serves encoded audio the way real servers do,
 //! and fails the way they fail: a file with its length (and ranges), an
 //! endless chunked stream with `icy-*` headers like an Icecast station, a
-//! Shoutcast v1 station (`ICY 200 OK`), a connection cut off mid-way, a stream that stops sending. Each path
-//! answers its successive requests from a script; a path whose script is
-//! used up answers 503.
+//! Shoutcast v1 station (`ICY 200 OK`), a connection cut off mid-way, a
+//! stream that stops sending. Each path answers its successive requests
+//! from a script; a path whose script is used up answers 503.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

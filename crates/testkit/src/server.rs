@@ -314,6 +314,19 @@ pub fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> O
     })
 }
 
+/// The server's CPU time so far, all its threads (`used_cpu_user` +
+/// `used_cpu_sys` of `INFO cpu`), in seconds.
+pub fn cpu_seconds(conn: &mut redis::Connection) -> f64 {
+    ["used_cpu_user", "used_cpu_sys"]
+        .iter()
+        .map(|f| {
+            info_field(conn, "cpu", f)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("INFO cpu has no {f}"))
+        })
+        .sum()
+}
+
 /// `CONFIG SET name value`.
 pub fn config_set(conn: &mut redis::Connection, name: &str, value: &str) -> redis::RedisResult<()> {
     redis::cmd("CONFIG")

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use redis::Connection;
 
+use auscout_testkit::server::cpu_seconds;
 use auscout_testkit::workload::random_query;
 use auscout_testkit::Rng;
 
@@ -140,18 +141,6 @@ struct Figures {
     cpu_s: f64,
 }
 
-/// The server's CPU time so far, all its threads (`INFO cpu`), in seconds.
-fn server_cpu(c: &mut Connection) -> f64 {
-    let info: String = redis::cmd("INFO").arg("cpu").query(c).expect("INFO cpu");
-    info.lines()
-        .filter_map(|l| {
-            l.strip_prefix("used_cpu_user:")
-                .or_else(|| l.strip_prefix("used_cpu_sys:"))
-        })
-        .filter_map(|v| v.trim().parse::<f64>().ok())
-        .sum()
-}
-
 fn touch(buf: &mut [u8]) {
     for line in buf.chunks_mut(64) {
         line[0] = line[0].wrapping_add(1);
@@ -214,7 +203,7 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
                 let mut warm = Figures::default();
                 lookup(c, &qs[0], &mut warm);
                 slowlog(c, true);
-                let cpu_before = server_cpu(c);
+                let cpu_before = cpu_seconds(c);
                 for q in &qs[1..] {
                     match arrival {
                         Arrival::BackToBack => {}
@@ -223,7 +212,7 @@ pub fn run(c: &mut Connection, tracks: usize, lookups: usize, variants: &[Varian
                     }
                     lookup(c, q, f);
                 }
-                f.cpu_s += server_cpu(c) - cpu_before;
+                f.cpu_s += cpu_seconds(c) - cpu_before;
                 slowlog(c, false);
                 f.server_us.extend(slowlog_durations(c, "auscout.lookup"));
             }

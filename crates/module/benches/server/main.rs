@@ -6,7 +6,7 @@
 //!     AUSCOUT_BENCH_TRACKS=200 cargo bench -p auscout-module --bench server   # a quick 4M-frame run
 //!     AUSCOUT_BENCH_LOOKUPS=3000 cargo bench -p auscout-module --bench server # more lookups per pattern and variant (default 300)
 //!     AUSCOUT_BENCH_THREADS=1 cargo bench -p auscout-module --bench server    # adds on one thread (default: auscout.threads 2)
-//!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (default: see DEFAULT_VARIANTS)
+//!     AUSCOUT_BENCH_VARIANTS='threads=1;threads=2' ...                 # the lookup variants compared (default: DEFAULT_VARIANTS)
 //!     AUSCOUT_BENCH_ARRIVALS=idle,touch ...                          # some arrival patterns only (back, idle, touch; default all)
 //!     AUSCOUT_BENCH_SETTLE_SECS=300 ...    # lookups only after the server sat idle that long (see below)
 //!     AUSCOUT_BENCH_CONCURRENCY_SECS=0 ...                             # skip the concurrency part (default 10 s per phase)
@@ -177,18 +177,16 @@ fn start(port: u16) -> (Server, redis::Client) {
     panic!("redis-server did not start on port {port}");
 }
 
-/// A field of `INFO memory` (bytes).
 /// The variants the arrival patterns compare unless `AUSCOUT_BENCH_VARIANTS`
 /// says otherwise: one thread, the default, and the default with a module
 /// thread polling for 10 ms. Each sets every config the others do, since a
 /// config stays set from one variant's turn to the next.
 const DEFAULT_VARIANTS: &str = "threads=1,poll-us=0;threads=2,poll-us=0;threads=2,poll-us=10000";
 
+/// A field of `INFO memory` (bytes).
 fn memory_field(c: &mut Connection, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(c).expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
+    auscout_testkit::server::info_field(c, "memory", field)
+        .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("INFO memory has no {field}"))
 }
 

@@ -51,18 +51,6 @@ fn configs_are_visible_settable_and_validated() {
     assert!(e.starts_with("ERR "), "{e}");
 }
 
-/// The server's CPU time (all threads), in seconds.
-fn cpu_seconds(c: &mut Connection) -> f64 {
-    ["used_cpu_user", "used_cpu_sys"]
-        .iter()
-        .map(|f| {
-            info_field(c, "cpu", f)
-                .and_then(|v| v.parse::<f64>().ok())
-                .expect("INFO cpu")
-        })
-        .sum()
-}
-
 #[test]
 fn module_threads_stop_polling_once_lookups_stop() {
     let s = Server::builder()
@@ -87,9 +75,9 @@ fn module_threads_stop_polling_once_lookups_stop() {
     // The poller stops 10 ms after its last work; a second of quiet then
     // costs the server next to nothing (a thread polling all along: 1 s).
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let before = cpu_seconds(&mut c);
+    let before = common::cpu_seconds(&mut c);
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let spent = cpu_seconds(&mut c) - before;
+    let spent = common::cpu_seconds(&mut c) - before;
     assert!(
         spent < 0.2,
         "an idle server spent {spent:.3} s of CPU in 1 s"
