@@ -163,6 +163,60 @@ fn eval_prints_recall_writes_results_and_a_well_formed_plot() {
     assert_eq!(without_times(&rescored), without_times(&table));
 }
 
+/// `--ceiling` verifies each missed clip at the manifest's alignment. With
+/// a threshold no noisy clip reaches and no fallbacks, the noisy clips are
+/// missed, yet at their true alignment they score far above chance: every
+/// one is reachable at the fallbacks' minimum, and its score is printed.
+#[test]
+fn eval_ceiling_scores_the_missed_clips_at_their_true_alignment() {
+    let dir = audio_dir();
+    let (corpus, queries) = bench(dir.path());
+    let out = ok(client(&[
+        "eval",
+        "--corpus",
+        &corpus,
+        "--queries",
+        &queries,
+        "--threshold",
+        "0.97",
+        "--warps",
+        "none",
+        "--deep",
+        "none",
+        "--ceiling",
+        "-q",
+    ]));
+    let table = stdout(&out);
+    assert!(
+        table.contains(
+            "| distortion | clip | clips | found % | reachable at 0.97 % | reachable at 0.3 % |"
+        ),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("| noise15 | ") && l.contains(" s | "))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), LENGTHS.len(), "{table}");
+    let mut missed = 0;
+    for r in &rows {
+        // | noise15 | 2 s | clips | found | at 0.97 | at 0.3 | scores |
+        assert_eq!(r[3], TRACKS.to_string(), "{r:?}");
+        assert_eq!(
+            r[4], r[5],
+            "nothing found is reachable at the threshold: {r:?}"
+        );
+        assert_eq!(r[6], "100", "{r:?}");
+        for s in r[7].split_whitespace() {
+            let s: f64 = s.parse().expect("a score");
+            assert!((0.3..0.97).contains(&s), "{r:?}");
+            missed += 1;
+        }
+    }
+    assert!(missed > 0, "no noisy clip was missed: {table}");
+}
+
 #[test]
 fn eval_scores_a_lookup_csv_and_counts_clips_without_an_answer() {
     let dir = audio_dir();

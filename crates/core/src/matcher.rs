@@ -274,6 +274,37 @@ pub fn lookup_candidates<S: FrameSource + Sync + ?Sized>(
     Ok(out)
 }
 
+/// One alignment as verification scores it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Alignment {
+    /// Track frame aligned with query frame 0, as verification settled it.
+    pub position: i64,
+    /// Differing bits over the compared frames.
+    pub bit_errors: u64,
+    /// Informative query frames that overlapped the track.
+    pub frames: u64,
+    pub score: f64,
+}
+
+/// Verifies one alignment given outright, as if the votes had proposed it:
+/// `query` against `track` with query frame 0 near track frame `position`
+/// (the anchor block searched a few frames either side, the other blocks
+/// following a drift as in a lookup). For a clip whose true alignment is
+/// known, this is the best score any search over these hashes can give it:
+/// what a lookup that missed the clip fell short of. `None` when the
+/// alignment leaves the clip no frame on the track.
+pub fn verify_alignment(query: &[u32], track: &[u32], position: i64) -> Option<Alignment> {
+    let middle = query.len() / 2;
+    let prepared = verify::Query::new(query);
+    let v = verify::verify(&prepared, track, middle, position)?;
+    Some(Alignment {
+        position: v.position,
+        bit_errors: v.errors,
+        frames: v.frames,
+        score: chance::score(v.errors, v.frames),
+    })
+}
+
 fn validate(query: &[u32], toggles: &[u32], params: &LookupParams) -> Result<(), LookupError> {
     if query.is_empty() {
         return Err(LookupError::Empty);

@@ -107,6 +107,11 @@ pub struct Research {
     /// chain (first pass and every warp): how many would match
     #[arg(long, value_name = "STEP", conflicts_with = "results")]
     pub unrelated: Option<f64>,
+    /// For every positive clip missed, its score at its true alignment (the
+    /// manifest's track and offset): the recall a search that always
+    /// proposed that alignment would reach, per distortion and length
+    #[arg(long, conflicts_with = "results")]
+    pub ceiling: bool,
 }
 
 /// A parsed `--deep`.

@@ -414,3 +414,32 @@ fn lookups_split_over_threads_answer_exactly_as_one_thread() {
         }
     }
 }
+
+/// A clip too noisy for any probe to land is still scored at its known
+/// alignment as a lookup would score it, and an unrelated alignment of the
+/// same clip scores at chance.
+#[test]
+fn a_known_alignment_is_scored_as_a_lookup_would_score_it() {
+    let mut rng = Rng(9);
+    let src = MemSource::random(&mut rng, 20, 3000);
+    let track = &src.tracks[5].1;
+    let (at, len) = (1200, 470);
+    // 9 of 32 bits flipped in every frame: no toggle mask of a few bits
+    // holds them, yet the clip is far from chance (BER 0.28).
+    let q: Vec<u32> = track[at..at + len]
+        .iter()
+        .map(|&h| h ^ rng.mask(9))
+        .collect();
+    let found = lookup(&src, &q, &vec![0; len], &params()).unwrap();
+    assert!(found.is_empty(), "exact probes found {found:?}");
+
+    let a = verify_alignment(&q, track, at as i64 + 2).expect("an alignment");
+    assert_eq!(a.position, at as i64);
+    assert_eq!(a.bit_errors, 9 * a.frames);
+    assert_eq!(a.score, chance::score(a.bit_errors, a.frames));
+    assert!(a.score > 0.45, "score {}", a.score);
+
+    let off = verify_alignment(&q, track, 100).expect("an alignment");
+    assert!(off.score < chance::CHANCE_SCORE, "{off:?}");
+    assert!(verify_alignment(&q, track, 5000).is_none());
+}

@@ -6,6 +6,7 @@
 
 mod cache;
 mod calibrate;
+mod ceiling;
 mod corpus;
 mod lookups;
 mod manifest;
@@ -154,6 +155,17 @@ fn index_and_look_up(
     }
     if let Some(r) = results {
         r.finish()?;
+    }
+    if args.research.ceiling {
+        let table = ceiling::ceiling_table(
+            &corpus,
+            queries,
+            &prints,
+            &answers,
+            params.threshold,
+            fallbacks.min_score,
+        );
+        out.result(table.trim_end());
     }
     if let Some(step) = args.research.unrelated {
         let table =
