@@ -292,6 +292,11 @@ pub struct MonitorArgs {
     /// Dropouts shorter than this many seconds do not split a segment
     #[arg(long, default_value_t = 2.0)]
     pub gap: f64,
+    /// A track last heard within this many seconds of its own end is
+    /// reported to its end (a fade-out covered by noise or by the next
+    /// track); 0 reports every end where the track was last heard
+    #[arg(long, default_value_t = 5.0)]
+    pub outro: f64,
     /// Seconds of audio per lookup
     #[arg(long, default_value_t = 4.0)]
     pub window: f64,

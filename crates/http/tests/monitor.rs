@@ -179,6 +179,8 @@ fn monitor_errors_have_their_status() {
     for query in [
         "?gap=-1",
         "?gap=abc",
+        "?outro=-1",
+        "?outro=61",
         "?window=0.5",
         "?window=31",
         "?threshold=2",

@@ -25,7 +25,9 @@ use auscout_fingerprint::RankedHash;
 use crate::catalog::Catalog;
 use crate::follow::{Follower, BLOCK, CHANCE_BER, MAX_MATCH_BER};
 use crate::hashing::HashStream;
-use crate::{Event, EventKind, MonitorError, Segment};
+use crate::{Event, EventKind, MonitorError};
+
+mod segment;
 
 /// How the engine runs; the defaults are what the benchmark measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,11 @@ pub struct Options {
     /// recognised in between (quiet passages under noise, talk-over). A hole
     /// without audio longer than `gap` always splits.
     pub bridge: f64,
+    /// A track last heard within this many seconds (s) of its own end is
+    /// reported to its end: a fade-out or quiet ending that noise or the
+    /// next track covers is still the track playing out. 0: every boundary
+    /// where the track is last heard.
+    pub outro: f64,
 }
 
 impl Default for Options {
@@ -70,6 +77,7 @@ impl Default for Options {
             min_length: 4.0,
             min_length_clear: 2.5,
             bridge: 30.0,
+            outro: 5.0,
         }
     }
 }
@@ -79,6 +87,9 @@ impl Options {
         let bad = |what: &str| Err(MonitorError::BadOption(what.to_owned()));
         if !(self.gap.is_finite() && self.gap >= 0.0) {
             return bad("--gap must be a non-negative number of seconds");
+        }
+        if !(self.outro.is_finite() && (0.0..=60.0).contains(&self.outro)) {
+            return bad("--outro must be 0 to 60 seconds");
         }
         if !(self.window.is_finite() && (1.0..=30.0).contains(&self.window)) {
             return bad("the lookup window must be 1 to 30 seconds");
@@ -99,6 +110,9 @@ pub struct Monitor<'c> {
     /// Recent frames (`None`: no audio), `history[0]` is stream frame `hist_lo`.
     history: VecDeque<Option<RankedHash>>,
     hist_lo: u64,
+    /// Loudness of recent frames (stream frame, mean square), from
+    /// `hist_lo` on: tells a track that fades in from one cut in.
+    loudness: VecDeque<(u64, f32)>,
     followers: Vec<Follower>,
     /// Recently closed followers: (id, alignment, end frame). A lookup
     /// window still reaching into one's tail must not start it again.
@@ -123,6 +137,7 @@ impl<'c> Monitor<'c> {
             fresh: Vec::new(),
             history: VecDeque::new(),
             hist_lo: 0,
+            loudness: VecDeque::new(),
             followers: Vec::new(),
             closed: VecDeque::new(),
             tracks: HashMap::new(),
@@ -192,6 +207,9 @@ impl<'c> Monitor<'c> {
         fresh: &mut Vec<RankedHash>,
         on: &mut dyn FnMut(Event),
     ) -> Result<(), MonitorError> {
+        let mut powers = Vec::new();
+        self.hashes.drain_powers(&mut powers);
+        self.loudness.extend(powers);
         for r in fresh.drain(..) {
             self.history.push_back(Some(r));
             if self.hist_hi().is_multiple_of(BLOCK as u64) {
@@ -243,6 +261,13 @@ impl<'c> Monitor<'c> {
             self.history.pop_front();
             self.hist_lo += 1;
         }
+        while self
+            .loudness
+            .front()
+            .is_some_and(|&(q, _)| q < self.hist_lo)
+        {
+            self.loudness.pop_front();
+        }
         Ok(())
     }
 
@@ -286,7 +311,8 @@ impl<'c> Monitor<'c> {
             if !f.confirmed && long_enough && self.viable(f) && !self.dominated(i) {
                 i = self.supersede(i, on);
                 self.followers[i].confirmed = true;
-                let seg = self.segment(&self.followers[i]);
+                let f = &self.followers[i];
+                let seg = self.segment(f, self.next_start(f, self.followers.iter()));
                 on(Event {
                     kind: EventKind::Start,
                     segment: seg,
@@ -307,14 +333,6 @@ impl<'c> Monitor<'c> {
         if !ending.is_empty() {
             self.close(ending, on);
         }
-    }
-
-    /// Frames of audio one hash hears: the frames past a boundary that
-    /// straddle it.
-    fn straddle(&self) -> u64 {
-        let span = auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64
-            / f64::from(self.opts.sr);
-        (span / self.hop).round() as u64
     }
 
     /// Has another confirmed track been heard since follower `i` was last?
@@ -366,7 +384,7 @@ impl<'c> Monitor<'c> {
                 }
                 on(Event {
                     kind: EventKind::Cancel,
-                    segment: self.segment(&g),
+                    segment: self.segment(&g, None),
                 });
                 self.forget(&g);
                 continue;
@@ -411,71 +429,15 @@ impl<'c> Monitor<'c> {
                 .filter(|f| f.confirmed)
                 .any(|f| contains_as_well(f, f.heard(straddle), g));
             kept[k] = !duplicate;
+            let next = self.next_start(g, ending.iter().chain(self.followers.iter()));
             on(Event {
                 kind: if duplicate {
                     EventKind::Cancel
                 } else {
                     EventKind::End
                 },
-                segment: self.segment(g),
+                segment: self.segment(g, next),
             });
-        }
-    }
-
-    /// A follower's span in seconds, from where its track is first heard
-    /// to where it is last heard ([`Follower::heard`]: beyond the span
-    /// while the track is still heard faintly, as in a crossfade). A hash
-    /// hears about 0.36 s of audio from its frame's start: the first
-    /// matching hash starts where the track does (one that straddles a cut
-    /// from silence or from unrelated audio does not match yet), and the
-    /// track is heard until about three quarters into the last matching
-    /// hash's audio (measured on the bench's hard cuts).
-    fn segment(&self, f: &Follower) -> Segment {
-        let span = auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64
-            / f64::from(self.opts.sr);
-        let (speed, speed_error) = f.speed_fit();
-        let track_len = f.track_len() as f64 * self.hop + span;
-        let clamp = |t: f64| t.clamp(0.0, track_len);
-        // A span shorter than the shortest segment (just reported, on a live
-        // source) is too short to tell a speed: its first blocks may still
-        // be settling on the alignment.
-        let resolvable = if f.end - f.start < self.frames(self.opts.min_length) {
-            f64::INFINITY
-        } else {
-            (3.0 * speed_error).max(0.005)
-        };
-        let (heard_start, heard_end) = f.heard(self.straddle());
-        // A hash that hears the track faintly hears it in part of its
-        // audio: from halfway into a pushed start's hash, to halfway into a
-        // pushed end's.
-        let (start, lead) = if heard_start < f.start {
-            (
-                heard_start,
-                (0.5 * span).min((f.start - heard_start) as f64 * self.hop),
-            )
-        } else {
-            (f.start, 0.0)
-        };
-        let (last, tail) = if heard_end > f.end {
-            (heard_end - 1, 0.5 * span)
-        } else {
-            (f.end.saturating_sub(1).max(f.start), 0.75 * span)
-        };
-        Segment {
-            id: f.id,
-            track: f.descr.clone(),
-            stream_start: start as f64 * self.hop + lead,
-            stream_end: last as f64 * self.hop + tail,
-            track_start: clamp(f.track_frame(start) as f64 * self.hop + lead * speed),
-            track_end: clamp(f.track_frame(last) as f64 * self.hop + tail * speed),
-            score: f.score(),
-            // Within half a percent, or three standard errors of the fit,
-            // a speed is not told from 1.
-            speed: if (speed - 1.0).abs() < resolvable {
-                1.0
-            } else {
-                (speed * 1000.0).round() / 1000.0
-            },
         }
     }
 

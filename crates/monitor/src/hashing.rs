@@ -1,6 +1,6 @@
-//! Audio chunks at any rate → frame hashes at the hash rate, as a stream:
-//! resampled and hashed as they come, nothing kept but the last frame's
-//! worth of samples.
+//! Audio chunks at any rate → frame hashes at the hash rate, and the
+//! loudness of each hop, as a stream: resampled and hashed as they come,
+//! nothing kept but the last frame's worth of samples.
 
 use auscout_fingerprint::audiohash::hop_length;
 use auscout_fingerprint::resample::StreamResampler;
@@ -15,6 +15,12 @@ pub struct HashStream {
     base: u64,
     /// Hashes the current hasher has produced.
     made: u64,
+    /// Loudness: the mean square of each hop of samples at the hash rate,
+    /// with its stream frame (frame `k`'s audio starts with hop `k`), not
+    /// yet drained.
+    powers: Vec<(u64, f32)>,
+    /// The hop being summed: its frame, sum of squares, samples.
+    hop_at: (u64, f64, usize),
 }
 
 impl HashStream {
@@ -26,6 +32,8 @@ impl HashStream {
             resampled: Vec::new(),
             base: 0,
             made: 0,
+            powers: Vec::new(),
+            hop_at: (0, 0.0, 0),
         })
     }
 
@@ -66,6 +74,17 @@ impl HashStream {
     }
 
     fn feed(&mut self, out: &mut Vec<RankedHash>) {
+        let hop = hop_length(self.sr);
+        let (mut frame, mut sum, mut n) = self.hop_at;
+        for &x in &self.resampled {
+            sum += f64::from(x) * f64::from(x);
+            n += 1;
+            if n == hop {
+                self.powers.push((frame, (sum / hop as f64) as f32));
+                (frame, sum, n) = (frame + 1, 0.0, 0);
+            }
+        }
+        self.hop_at = (frame, sum, n);
         self.hasher.push(&self.resampled);
         self.resampled.clear();
         let before = out.len();
@@ -89,7 +108,14 @@ impl HashStream {
         self.hasher = Hasher::ranked(self.sr)?;
         self.base = resume.max(self.next_frame());
         self.made = 0;
+        self.hop_at = (self.base, 0.0, 0);
         Ok(self.base)
+    }
+
+    /// Moves the loudness of the hops completed since the last call to
+    /// `out`: (stream frame, mean square).
+    pub fn drain_powers(&mut self, out: &mut Vec<(u64, f32)>) {
+        out.append(&mut self.powers);
     }
 
     /// Ends the stream, hashing what the resampler still holds.

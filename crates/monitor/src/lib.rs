@@ -9,7 +9,7 @@
 //!
 //! - [`engine`]: windowed lookups, followers, events;
 //! - [`follow`]: following one track frame by frame (pure);
-//! - [`hashing`]: audio → hashes as a stream;
+//! - [`hashing`]: audio → hashes (and loudness) as a stream;
 //! - [`source`], [`raw`], [`url`]: where the audio comes from (files,
 //!   standard input, raw PCM, `http://` and `https://` streams, Shoutcast
 //!   v1 through `icy`), [`mic`]

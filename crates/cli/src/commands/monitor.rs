@@ -40,6 +40,7 @@ pub fn run(args: &MonitorArgs, out: &Reporter) -> Result<(), Fatal> {
     let options = Options {
         sr: args.sr,
         gap: args.gap,
+        outro: args.outro,
         window: args.window,
         ..Options::default()
     };

@@ -123,6 +123,7 @@ impl MonitorParams {
         let defaults = Options::default();
         let options = Options {
             gap: seconds("gap", 0.0, 60.0)?.unwrap_or(defaults.gap),
+            outro: seconds("outro", 0.0, 60.0)?.unwrap_or(defaults.outro),
             window: seconds("window", 1.0, 30.0)?.unwrap_or(defaults.window),
             ..defaults
         };
