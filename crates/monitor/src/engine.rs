@@ -117,6 +117,9 @@ pub struct Monitor<'c> {
     /// Recently closed followers: (id, alignment, end frame). A lookup
     /// window still reaching into one's tail must not start it again.
     closed: VecDeque<(u64, i64, u64)>,
+    /// Segments ended within the last `history` seconds: one closed a step
+    /// after another that hears its span as well is the same music too.
+    ended: VecDeque<Follower>,
     tracks: HashMap<u64, Arc<Vec<u32>>>,
     /// Stream frame of the last lookup.
     last_lookup: u64,
@@ -140,6 +143,7 @@ impl<'c> Monitor<'c> {
             loudness: VecDeque::new(),
             followers: Vec::new(),
             closed: VecDeque::new(),
+            ended: VecDeque::new(),
             tracks: HashMap::new(),
             last_lookup: 0,
             lookups: 0,
@@ -423,7 +427,8 @@ impl<'c> Monitor<'c> {
                 .enumerate()
                 .filter(|&(j, _)| j != k && kept[j])
                 .map(|(_, f)| f)
-                .chain(self.followers.iter());
+                .chain(self.followers.iter())
+                .chain(self.ended.iter());
             let straddle = self.straddle();
             let duplicate = others
                 .filter(|f| f.confirmed)
@@ -438,6 +443,15 @@ impl<'c> Monitor<'c> {
                 },
                 segment: self.segment(g, next),
             });
+        }
+        let recent = self
+            .hist_hi()
+            .saturating_sub(self.frames(self.opts.history));
+        self.ended.retain(|f| f.end >= recent);
+        for (f, kept) in ending.into_iter().zip(kept) {
+            if kept && f.end >= recent && self.ended.len() < MAX_ENDED {
+                self.ended.push_back(f);
+            }
         }
     }
 
@@ -549,6 +563,10 @@ impl<'c> Monitor<'c> {
 /// sits near 0.30, unrelated audio that a lookup matched above 0.38
 /// ([`MAX_MATCH_BER`]), clean copies, MP3s and 10 dB of noise below 0.25.
 const CLEAR_BER: f64 = 0.25;
+
+/// Ended segments kept for [`Monitor::close`]'s check (a minute of audio
+/// holds a few).
+const MAX_ENDED: usize = 16;
 
 /// Has `g` followed most of `f`'s span, with fewer bit errors there than `f`?
 fn explains_better(g: &Follower, f: &Follower) -> bool {
