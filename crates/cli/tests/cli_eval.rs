@@ -55,26 +55,32 @@ fn bench(dir: &Path) -> (String, String) {
     (path_str(&corpus), path_str(&queries))
 }
 
+/// `eval` over `corpus` and the manifest `queries`, quietly, with `extra`
+/// options; its output once it succeeded.
+fn eval_in_process(corpus: &str, queries: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["eval", "--corpus", corpus, "--queries", queries, "-q"];
+    args.extend_from_slice(extra);
+    ok(client(&args))
+}
+
 #[test]
 fn eval_prints_recall_writes_results_and_a_well_formed_plot() {
     let dir = audio_dir();
     let (corpus, queries) = bench(dir.path());
     let results = path_str(&dir.path().join("results.csv"));
     let plot = dir.path().join("recall.svg");
-    let out = ok(client(&[
-        "eval",
-        "--corpus",
+    let out = eval_in_process(
         &corpus,
-        "--queries",
         &queries,
-        "--out",
-        &results,
-        "--plot",
-        &path_str(&plot),
-        "--name",
-        "synthetic",
-        "-q",
-    ]));
+        &[
+            "--out",
+            &results,
+            "--plot",
+            &path_str(&plot),
+            "--name",
+            "synthetic",
+        ],
+    );
     let table = stdout(&out);
     assert!(
         table.starts_with("### synthetic: top-1 recall (%) by distortion and clip length"),
@@ -171,21 +177,19 @@ fn eval_prints_recall_writes_results_and_a_well_formed_plot() {
 fn eval_ceiling_scores_the_missed_clips_at_their_true_alignment() {
     let dir = audio_dir();
     let (corpus, queries) = bench(dir.path());
-    let out = ok(client(&[
-        "eval",
-        "--corpus",
+    let out = eval_in_process(
         &corpus,
-        "--queries",
         &queries,
-        "--threshold",
-        "0.97",
-        "--warps",
-        "none",
-        "--deep",
-        "none",
-        "--ceiling",
-        "-q",
-    ]));
+        &[
+            "--threshold",
+            "0.97",
+            "--warps",
+            "none",
+            "--deep",
+            "none",
+            "--ceiling",
+        ],
+    );
     let table = stdout(&out);
     assert!(
         table.contains(
