@@ -29,6 +29,10 @@ const THETA_AT: f64 = 0.5;
 pub const HEARD_MARGIN: f64 = 0.06;
 /// Evidence `Σ (heard − BER)` that pushes a boundary outward.
 pub const HEARD_EVIDENCE: f64 = 3.0;
+/// Chance as [`Follower::heard`] counts it is at most this: a control
+/// alignment above it is audio the track's frames run against (an
+/// anti-correlated passage), and must not make frames at chance look heard.
+const CHANCE_CAP: f64 = 0.5;
 /// How far (frames, about 10 s) from the followed alignment the control
 /// alignment sits: far enough that a track is unlike itself there.
 const CONTROL_SHIFT: i64 = 937;
@@ -320,7 +324,8 @@ impl Follower {
     /// Where the track is heard at all: each boundary of the span pushed
     /// outward over frames whose errors stay, on the whole, below what
     /// chance gives in this audio (the control alignment's level near the
-    /// boundary, [`Follower::chance_near`]) by [`HEARD_MARGIN`]. Inside a
+    /// boundary, [`Follower::chance_near`], at most [`CHANCE_CAP`]) by
+    /// [`HEARD_MARGIN`]. Inside a
     /// crossfade, under talk or in a quiet passage under noise the track
     /// sits between its own level and chance: too weak to hold a segment,
     /// which `theta` guards, but still the track.
@@ -353,7 +358,7 @@ impl Follower {
         };
         let a = (self.start - self.lo) as usize;
         let b = ((self.end - self.lo) as usize).min(self.errors.len());
-        let heard = |q: u64| self.chance_near(q) - HEARD_MARGIN;
+        let heard = |q: u64| self.chance_near(q).min(CHANCE_CAP) - HEARD_MARGIN;
         let start = match push(
             heard(self.start),
             &mut self.errors.range(..a).rev().copied(),

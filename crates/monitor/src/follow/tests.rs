@@ -160,6 +160,45 @@ fn the_boundaries_reach_where_the_track_is_heard_faintly_but_not_past_a_cut() {
     assert!(f.end.abs_diff(1200) <= 8, "end {}", f.end);
 }
 
+/// Audio that runs against the control alignment (its frames anti-
+/// correlated with the track 937 frames away) measures "chance" far above
+/// 0.5 there; frames at chance before the start must still not be heard.
+#[test]
+fn frames_at_chance_are_not_heard_where_the_control_runs_against_the_track() {
+    // A smooth track: each hash held for 8 frames, as neighbouring frames
+    // of real audio are alike, so the control's search over nearby offsets
+    // finds the same anti-correlation everywhere.
+    let track: Vec<u32> = hashes(7, 400).iter().flat_map(|&h| [h; 8]).collect();
+    let track = Arc::new(track);
+    let mut stream: Vec<Option<u32>> = hashes(997, 2000).into_iter().map(Some).collect();
+    // Stream frames 300..1400: 15 bits off the track at the alignment
+    // (BER 0.47, chance), those bits chosen where the track agrees with
+    // its control frame (937 frames earlier, or later near its start), so
+    // the control sees a BER near 1.
+    for q in 300..1400 {
+        let t = track[q];
+        let c = track[if q >= 937 { q - 937 } else { q + 937 }];
+        let mut h = t;
+        for bit in (0..32).filter(|b| (t ^ c) >> b & 1 == 0).take(15) {
+            h ^= 1 << bit;
+        }
+        stream[q] = Some(h);
+    }
+    for q in 1400..2000 {
+        stream[q] = Some(noisy(track[q], 2, q as u32));
+    }
+    let mut f = Follower::new(1, "t".into(), Arc::clone(&track), 0, 0);
+    follow_forward(&mut f, &stream);
+    f.settle(1700);
+    f.estimate_theta();
+    f.settle(1700);
+    assert!(f.start.abs_diff(1400) <= 8, "span starts at {}", f.start);
+    let control = f.chance_near(f.start);
+    assert!(control > 0.6, "control {control}");
+    let (start, _) = f.heard(34);
+    assert_eq!(start, f.start, "heard from {start}, span from {}", f.start);
+}
+
 #[test]
 fn a_fast_station_is_found_again_after_a_stretch_where_it_is_not_heard() {
     let track = Arc::new(hashes(7, 4000));
