@@ -12,9 +12,11 @@ CARGO ?= cargo
 STRIP ?= strip
 PORT ?= 6379
 LISTEN ?= 127.0.0.1:8080
-MODULE := target/release/libauscout.so
-CLIENT := target/release/auscoutclient
-HTTP := target/release/auscout-http
+# cargo's output: ./target, or $CARGO_TARGET_DIR when it is set.
+TARGET := $(abspath $(or $(CARGO_TARGET_DIR),target))
+MODULE := $(TARGET)/release/libauscout.so
+CLIENT := $(TARGET)/release/auscoutclient
+HTTP := $(TARGET)/release/auscout-http
 
 .PHONY: all build run test test-install bench bench-server lint install uninstall clean deps deps-test
 
@@ -34,7 +36,7 @@ build: deps
 # starts Redis, then the service, prints the page's URL and stops both on Ctrl-C.
 run: build
 	@mkdir -p data
-	sed 's|^loadmodule .*libauscout.so|loadmodule $(CURDIR)/$(MODULE)|' redis.conf > data/redis.conf
+	sed 's|^loadmodule .*libauscout.so|loadmodule $(MODULE)|' redis.conf > data/redis.conf
 	@echo "auscout: redis-server on port $(PORT) with $(MODULE); data in ./data; client: $(CLIENT)"
 	@AUSCOUT_REDIS_CONF=data/redis.conf AUSCOUT_HTTP_BIN=$(HTTP) AUSCOUT_DATA=$(CURDIR)/data \
 		AUSCOUT_REDIS_PORT=$(PORT) AUSCOUT_LISTEN=$(LISTEN) bash scripts/auscout-run.sh
