@@ -136,6 +136,18 @@ fn bad_input_is_one_clear_line_and_a_failure() {
     let out = client(&["monitor", "-u", &url, &path_str(&track)]);
     assert_one_line_failure(&out, "-k");
 
+    let out = client(&[
+        "monitor",
+        "-u",
+        &url,
+        "-k",
+        "music",
+        "--outro",
+        "61",
+        &path_str(&track),
+    ]);
+    assert_one_line_failure(&out, "--outro");
+
     let out = client(&["monitor", "-u", &url, "-k", "music", "missing.wav"]);
     assert_one_line_failure(&out, "missing.wav");
 }
