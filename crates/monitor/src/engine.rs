@@ -24,7 +24,7 @@ use auscout_fingerprint::RankedHash;
 
 use crate::catalog::Catalog;
 use crate::follow::{Follower, BLOCK, CHANCE_BER, MAX_MATCH_BER};
-use crate::hashing::HashStream;
+use crate::hashing::{HashStream, Hashed};
 use crate::{Event, EventKind, MonitorError};
 
 mod segment;
@@ -106,7 +106,7 @@ pub struct Monitor<'c> {
     opts: Options,
     hop: f64,
     hashes: HashStream,
-    fresh: Vec<RankedHash>,
+    fresh: Hashed,
     /// Recent frames (`None`: no audio), `history[0]` is stream frame `hist_lo`.
     history: VecDeque<Option<RankedHash>>,
     hist_lo: u64,
@@ -137,7 +137,7 @@ impl<'c> Monitor<'c> {
             max_bits: catalog.max_toggle_bits(),
             hashes,
             opts,
-            fresh: Vec::new(),
+            fresh: Hashed::default(),
             history: VecDeque::new(),
             hist_lo: 0,
             loudness: VecDeque::new(),
@@ -198,7 +198,7 @@ impl<'c> Monitor<'c> {
     /// Ends the stream: every segment still open ends where its track was
     /// last heard.
     pub fn finish(mut self, on: &mut dyn FnMut(Event)) -> Result<(), MonitorError> {
-        let mut fresh = Vec::new();
+        let mut fresh = Hashed::default();
         self.hashes.finish(&mut fresh)?;
         self.absorb(&mut fresh, on)?;
         let followers = std::mem::take(&mut self.followers);
@@ -208,13 +208,11 @@ impl<'c> Monitor<'c> {
 
     fn absorb(
         &mut self,
-        fresh: &mut Vec<RankedHash>,
+        fresh: &mut Hashed,
         on: &mut dyn FnMut(Event),
     ) -> Result<(), MonitorError> {
-        let mut powers = Vec::new();
-        self.hashes.drain_powers(&mut powers);
-        self.loudness.extend(powers);
-        for r in fresh.drain(..) {
+        self.loudness.extend(fresh.loudness.drain(..));
+        for r in fresh.hashes.drain(..) {
             self.history.push_back(Some(r));
             if self.hist_hi().is_multiple_of(BLOCK as u64) {
                 self.step(on)?;

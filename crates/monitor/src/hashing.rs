@@ -6,6 +6,15 @@ use auscout_fingerprint::audiohash::hop_length;
 use auscout_fingerprint::resample::StreamResampler;
 use auscout_fingerprint::{FingerprintError, Hasher, RankedHash};
 
+/// What a [`HashStream`] produces, appended as the audio is hashed.
+#[derive(Debug, Default)]
+pub struct Hashed {
+    pub hashes: Vec<RankedHash>,
+    /// Loudness: the mean square of each hop of samples at the hash rate,
+    /// with its stream frame (frame `k`'s audio starts with hop `k`).
+    pub loudness: Vec<(u64, f32)>,
+}
+
 pub struct HashStream {
     sr: u32,
     hasher: Hasher,
@@ -15,10 +24,6 @@ pub struct HashStream {
     base: u64,
     /// Hashes the current hasher has produced.
     made: u64,
-    /// Loudness: the mean square of each hop of samples at the hash rate,
-    /// with its stream frame (frame `k`'s audio starts with hop `k`), not
-    /// yet drained.
-    powers: Vec<(u64, f32)>,
     /// The hop being summed: its frame, sum of squares, samples.
     hop_at: (u64, f64, usize),
 }
@@ -32,7 +37,6 @@ impl HashStream {
             resampled: Vec::new(),
             base: 0,
             made: 0,
-            powers: Vec::new(),
             hop_at: (0, 0.0, 0),
         })
     }
@@ -47,12 +51,13 @@ impl HashStream {
         self.base + self.made
     }
 
-    /// Hashes `samples` at `rate`, appending the new hashes to `out`.
+    /// Hashes `samples` at `rate`, appending the new hashes and loudness
+    /// to `out`.
     pub fn push(
         &mut self,
         rate: u32,
         samples: &[f32],
-        out: &mut Vec<RankedHash>,
+        out: &mut Hashed,
     ) -> Result<(), FingerprintError> {
         if self.resampler.as_ref().map(StreamResampler::input_rate) != Some(rate) {
             self.flush_resampler(out)?;
@@ -65,7 +70,7 @@ impl HashStream {
         Ok(())
     }
 
-    fn flush_resampler(&mut self, out: &mut Vec<RankedHash>) -> Result<(), FingerprintError> {
+    fn flush_resampler(&mut self, out: &mut Hashed) -> Result<(), FingerprintError> {
         if let Some(r) = self.resampler.take() {
             r.finish(&mut self.resampled)?;
             self.feed(out);
@@ -73,33 +78,29 @@ impl HashStream {
         Ok(())
     }
 
-    fn feed(&mut self, out: &mut Vec<RankedHash>) {
+    fn feed(&mut self, out: &mut Hashed) {
         let hop = hop_length(self.sr);
         let (mut frame, mut sum, mut n) = self.hop_at;
         for &x in &self.resampled {
             sum += f64::from(x) * f64::from(x);
             n += 1;
             if n == hop {
-                self.powers.push((frame, (sum / hop as f64) as f32));
+                out.loudness.push((frame, (sum / hop as f64) as f32));
                 (frame, sum, n) = (frame + 1, 0.0, 0);
             }
         }
         self.hop_at = (frame, sum, n);
         self.hasher.push(&self.resampled);
         self.resampled.clear();
-        let before = out.len();
-        self.hasher.drain_ranked(out);
-        self.made += (out.len() - before) as u64;
+        let before = out.hashes.len();
+        self.hasher.drain_ranked(&mut out.hashes);
+        self.made += (out.hashes.len() - before) as u64;
     }
 
     /// A hole of `seconds` in the stream: the audio before it is hashed to
     /// its end and hashing starts afresh after it, so frame numbers stay
     /// stream time. Returns the first frame after the hole.
-    pub fn gap(
-        &mut self,
-        seconds: f64,
-        out: &mut Vec<RankedHash>,
-    ) -> Result<u64, FingerprintError> {
+    pub fn gap(&mut self, seconds: f64, out: &mut Hashed) -> Result<u64, FingerprintError> {
         self.flush_resampler(out)?;
         // Where the audio so far ends, in frames (hash k covers k·hop on).
         let ended =
@@ -112,14 +113,8 @@ impl HashStream {
         Ok(self.base)
     }
 
-    /// Moves the loudness of the hops completed since the last call to
-    /// `out`: (stream frame, mean square).
-    pub fn drain_powers(&mut self, out: &mut Vec<(u64, f32)>) {
-        out.append(&mut self.powers);
-    }
-
     /// Ends the stream, hashing what the resampler still holds.
-    pub fn finish(&mut self, out: &mut Vec<RankedHash>) -> Result<(), FingerprintError> {
+    pub fn finish(&mut self, out: &mut Hashed) -> Result<(), FingerprintError> {
         self.flush_resampler(out)
     }
 }

@@ -49,12 +49,15 @@ impl Monitor<'_> {
         }
     }
 
+    /// Seconds of audio one hash hears.
+    fn hash_seconds(&self) -> f64 {
+        auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64 / f64::from(self.opts.sr)
+    }
+
     /// Frames of audio one hash hears: the frames past a boundary that
     /// straddle it.
     pub(super) fn straddle(&self) -> u64 {
-        let span = auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64
-            / f64::from(self.opts.sr);
-        (span / self.hop).round() as u64
+        (self.hash_seconds() / self.hop).round() as u64
     }
 
     /// A follower's span in seconds, from where its track is first heard
@@ -66,8 +69,7 @@ impl Monitor<'_> {
     /// track is heard until about three quarters into the last matching
     /// hash's audio (measured on the bench's hard cuts).
     pub(super) fn segment(&self, f: &Follower, next: Option<u64>) -> Segment {
-        let span = auscout_fingerprint::audiohash::frame_length(self.opts.sr) as f64
-            / f64::from(self.opts.sr);
+        let span = self.hash_seconds();
         let (speed, speed_error) = f.speed_fit();
         let track_len = f.track_len() as f64 * self.hop + span;
         let clamp = |t: f64| t.clamp(0.0, track_len);

@@ -35,6 +35,17 @@ fn stream_with(track: &[u32], from: usize, n: usize, at: usize, len: usize) -> V
     s
 }
 
+/// A follower of `track` at offset 0 over the whole `stream`, its span
+/// settled around `anchor` at the level the span itself shows.
+fn settled_at_its_level(track: &Arc<Vec<u32>>, stream: &[Option<u32>], anchor: u64) -> Follower {
+    let mut f = Follower::new(1, "t".into(), Arc::clone(track), 0, 0);
+    follow_forward(&mut f, stream);
+    f.settle(anchor);
+    f.estimate_theta();
+    f.settle(anchor);
+    f
+}
+
 fn follow_forward(f: &mut Follower, stream: &[Option<u32>]) {
     while (f.hi() as usize) + BLOCK <= stream.len() {
         let q = f.hi() as usize;
@@ -146,11 +157,7 @@ fn the_boundaries_reach_where_the_track_is_heard_faintly_but_not_past_a_cut() {
     for q in 550..1200 {
         stream[q] = Some(noisy(track[q], 2, q as u32));
     }
-    let mut f = Follower::new(1, "t".into(), Arc::clone(&track), 0, 0);
-    follow_forward(&mut f, &stream);
-    f.settle(800);
-    f.estimate_theta();
-    f.settle(800);
+    let f = settled_at_its_level(&track, &stream, 800);
     // The span holds the clear part; the faint part is heard as well.
     assert!(f.start.abs_diff(550) <= 8, "span starts at {}", f.start);
     let (start, end) = f.heard(34);
@@ -187,11 +194,7 @@ fn frames_at_chance_are_not_heard_where_the_control_runs_against_the_track() {
     for q in 1400..2000 {
         stream[q] = Some(noisy(track[q], 2, q as u32));
     }
-    let mut f = Follower::new(1, "t".into(), Arc::clone(&track), 0, 0);
-    follow_forward(&mut f, &stream);
-    f.settle(1700);
-    f.estimate_theta();
-    f.settle(1700);
+    let f = settled_at_its_level(&track, &stream, 1700);
     assert!(f.start.abs_diff(1400) <= 8, "span starts at {}", f.start);
     let control = f.chance_near(f.start);
     assert!(control > 0.6, "control {control}");

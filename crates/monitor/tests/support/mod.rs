@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use auscout_monitor::hashing::HashStream;
+use auscout_monitor::hashing::{HashStream, Hashed};
 use auscout_monitor::{Catalog, Event, EventKind, Found, Monitor, MonitorError, Options};
 
 /// Hash rate, and the rate the synthetic audio is made at (so that excerpts
@@ -16,10 +16,10 @@ pub const HOP: usize = 64;
 
 pub fn hashes(x: &[f32]) -> Vec<u32> {
     let mut h = HashStream::new(SR).expect("hasher");
-    let mut out = Vec::new();
+    let mut out = Hashed::default();
     h.push(SR, x, &mut out).expect("hash");
     h.finish(&mut out).expect("finish");
-    out.iter().map(|r| r.hash).collect()
+    out.hashes.iter().map(|r| r.hash).collect()
 }
 
 /// Tracks held in memory; a lookup votes on alignments of exactly equal
