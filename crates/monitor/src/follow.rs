@@ -330,27 +330,35 @@ impl Follower {
     /// sits between its own level and chance: too weak to hold a segment,
     /// which `theta` guards, but still the track.
     ///
-    /// The first `straddle` frames past a boundary hear the boundary
-    /// itself (a hash hears that many frames of audio), so the push is
-    /// measured from beyond them: it goes to where `Σ (heard − BER)` peaks,
-    /// if that peak reaches [`HEARD_EVIDENCE`]. Unrelated audio runs at
-    /// chance, so its sum drifts down from the first frames and rarely
-    /// reaches the evidence: a cut stays where it is.
+    /// The push goes to where `Σ (heard − BER)`, summed from the boundary
+    /// out, peaks, if that peak reaches [`HEARD_EVIDENCE`]. The first
+    /// `straddle` frames past a boundary hear the boundary itself (a hash
+    /// hears that many frames of audio): they count towards the evidence
+    /// (in a fade they hear the track more clearly than any frame beyond
+    /// them), but the push ends beyond them, and only where the frames
+    /// beyond them are heard on the whole as well. At a cut those frames
+    /// hear the track's first or last moments, and unrelated audio beyond
+    /// them runs at chance, so its sum drifts down from the first frames:
+    /// a cut stays where it is.
     pub fn heard(&self, straddle: u64) -> (u64, u64) {
         let push = |heard: f64, errs: &mut dyn Iterator<Item = u8>| -> Option<usize> {
-            let (mut s, mut best, mut at) = (0.0, HEARD_EVIDENCE, None);
+            // Σ over every frame from the boundary, and over those beyond
+            // the straddle alone.
+            let (mut all, mut beyond) = (0.0, 0.0);
+            let (mut best, mut at) = (HEARD_EVIDENCE, None);
             for (k, e) in errs.enumerate() {
-                if (k as u64) < straddle {
-                    continue;
-                }
                 let ber = if e == MISSING {
                     CHANCE_BER
                 } else {
                     f64::from(e) / 32.0
                 };
-                s += heard - ber;
-                if s >= best {
-                    best = s;
+                all += heard - ber;
+                if (k as u64) < straddle {
+                    continue;
+                }
+                beyond += heard - ber;
+                if all >= best && beyond >= 0.0 {
+                    best = all;
                     at = Some(k);
                 }
             }

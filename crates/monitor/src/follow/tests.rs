@@ -167,6 +167,61 @@ fn the_boundaries_reach_where_the_track_is_heard_faintly_but_not_past_a_cut() {
     assert!(f.end.abs_diff(1200) <= 8, "end {}", f.end);
 }
 
+/// A fade-in: the frames just before the span hear the track fairly (a
+/// louder stretch of the fade), those before them only faintly, too
+/// faintly to be evidence on their own.
+#[test]
+fn a_fade_in_is_heard_back_to_its_faint_start_through_the_frames_that_straddle_the_span() {
+    let track = Arc::new(hashes(8, 3000));
+    let mut stream: Vec<Option<u32>> = hashes(996, 1600).into_iter().map(Some).collect();
+    // 13 of 32 bits off (BER 0.41): a little under what counts as heard.
+    for q in 400..516 {
+        stream[q] = Some(noisy(track[q], 13, q as u32));
+    }
+    // 9 bits off (0.28): above the span's threshold, but heard.
+    for q in 516..550 {
+        stream[q] = Some(noisy(track[q], 9, q as u32));
+    }
+    for q in 550..1200 {
+        stream[q] = Some(noisy(track[q], 2, q as u32));
+    }
+    let f = settled_at_its_level(&track, &stream, 800);
+    assert!(f.start.abs_diff(550) <= 8, "span starts at {}", f.start);
+    let faint = 116.0 * (f.chance_near(550).min(0.5) - HEARD_MARGIN - 13.0 / 32.0);
+    assert!(
+        faint > 0.0 && faint < HEARD_EVIDENCE,
+        "the faint frames alone: {faint}"
+    );
+    let (start, _) = f.heard(34);
+    assert!(start.abs_diff(400) <= 16, "heard from {start}");
+}
+
+/// The frames that straddle the span's start hear the track (10 bits of
+/// 32 off: above the span's threshold, below chance), the frames before
+/// them are unrelated: the straddle alone holds the evidence, and the
+/// start is not pushed past it into the unrelated audio.
+#[test]
+fn evidence_in_the_straddle_alone_does_not_push_the_start_past_it() {
+    let track = Arc::new(hashes(9, 3000));
+    let mut stream: Vec<Option<u32>> = hashes(995, 1600).into_iter().map(Some).collect();
+    for q in 566..600 {
+        stream[q] = Some(noisy(track[q], 10, q as u32));
+    }
+    for q in 600..1300 {
+        stream[q] = Some(noisy(track[q], 2, q as u32));
+    }
+    let f = settled_at_its_level(&track, &stream, 900);
+    assert!(f.start.abs_diff(600) <= 2, "span starts at {}", f.start);
+    let straddle = 34.0 * (f.chance_near(f.start).min(0.5) - HEARD_MARGIN - 10.0 / 32.0);
+    assert!(straddle >= HEARD_EVIDENCE, "straddle holds {straddle}");
+    let (start, _) = f.heard(34);
+    assert!(
+        start + 34 >= f.start,
+        "heard from {start}, span from {}",
+        f.start
+    );
+}
+
 /// Audio that runs against the control alignment (its frames anti-
 /// correlated with the track 937 frames away) measures "chance" far above
 /// 0.5 there; frames at chance before the start must still not be heard.
