@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 /// directory (cover art, playlists, text) are left alone. A file named on
 /// the command line is tried whatever its extension.
 const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "wave", "flac", "mp3", "mp2", "ogg", "oga", "m4a", "m4b", "mp4", "aac", "aif", "aiff",
-    "aifc", "caf", "mka", "mkv", "webm",
+    "wav", "wave", "flac", "mp3", "mp2", "ogg", "oga", "opus", "m4a", "m4b", "mp4", "aac", "aif",
+    "aiff", "aifc", "caf", "mka", "mkv", "webm",
 ];
 
 /// A path that could not be used, with the reason.
@@ -106,7 +106,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/c")).expect("mkdir");
-        for f in ["b/c/z.flac", "b/a.MP3", "cover.jpg", "a.wav", "notes.txt"] {
+        for f in [
+            "b/c/z.flac",
+            "b/a.MP3",
+            "b/o.opus",
+            "cover.jpg",
+            "a.wav",
+            "notes.txt",
+        ] {
             std::fs::write(root.join(f), b"x").expect("write");
         }
         let given = root.join("notes.txt");
@@ -116,6 +123,7 @@ mod tests {
             root.join("a.wav"),
             root.join("b/a.MP3"),
             root.join("b/c/z.flac"),
+            root.join("b/o.opus"),
             given,
         ];
         assert_eq!(files, expected);
