@@ -6,6 +6,7 @@
 #                module's panic-safety test (faults injected into writes)
 # and:
 #   make build | make install [PREFIX=/usr/local] | make bench | make lint | make clean
+#   make screenshots   the browser test, saving its screenshots of the page to docs/
 
 PREFIX ?= /usr/local
 CARGO ?= cargo
@@ -18,7 +19,7 @@ MODULE := $(TARGET)/release/libauscout.so
 CLIENT := $(TARGET)/release/auscoutclient
 HTTP := $(TARGET)/release/auscout-http
 
-.PHONY: all build run test test-install bench bench-server lint install uninstall clean deps deps-test
+.PHONY: all build run test test-install bench bench-server lint install uninstall clean deps deps-test screenshots
 
 all: build
 
@@ -76,6 +77,9 @@ uninstall:
 # then the installed auscout-run (the image's entrypoint): the page and the API.
 test-install:
 	bash scripts/test-install.sh
+
+screenshots: deps-test
+	AUSCOUT_SCREENSHOTS=$(CURDIR)/docs $(CARGO) test --release -p auscout-http --test browser
 
 bench:
 	$(CARGO) bench --workspace

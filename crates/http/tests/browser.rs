@@ -3,9 +3,11 @@
 //! a real redis-server with the module. Upload a clip → the right track is
 //! shown; upload a long recording → what played when, segment by segment;
 //! Listen with Chromium's fake microphone playing a track → that track is
-//! shown; screenshots of the page go to docs/page.png and
-//! docs/page-phone.png; a track is deleted once the key is typed in and the
-//! confirmation accepted (not when it is cancelled).
+//! shown; screenshots of the page are taken (page.png and page-phone.png,
+//! in cargo's temporary directory for tests, or in `AUSCOUT_SCREENSHOTS`
+//! when it is set: `make screenshots` renews docs/); a track is deleted
+//! once the key is typed in and the confirmation accepted (not when it is
+//! cancelled).
 //!
 //! No skipping: without `chromium` and `chromium-driver` the test fails
 //! and says how to install them.
@@ -137,8 +139,11 @@ fn the_page_recognises_an_upload_and_the_microphone() {
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "the screenshot is no PNG"
     );
-    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-    std::fs::write(docs.join("page.png"), &png).expect("write docs/page.png");
+    // A test run leaves the repository as it was: docs/ only on request.
+    let shots = std::env::var_os("AUSCOUT_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::write(shots.join("page.png"), &png).expect("write page.png");
     // And as a phone shows it: one column, nothing cut off sideways.
     browser.set_window_size(390, 1200);
     let overflow = browser.script(
@@ -146,8 +151,8 @@ fn the_page_recognises_an_upload_and_the_microphone() {
         json!([]),
     );
     assert_eq!(overflow, 0, "the page scrolls sideways on a phone");
-    std::fs::write(docs.join("page-phone.png"), browser.screenshot())
-        .expect("write docs/page-phone.png");
+    std::fs::write(shots.join("page-phone.png"), browser.screenshot())
+        .expect("write page-phone.png");
 
     browser.click(&listen);
     let stopped = browser.script(
