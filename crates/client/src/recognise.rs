@@ -33,6 +33,7 @@
 //! The driver is generic over the lookup, so the CLI ([`crate::Store`]),
 //! the HTTP service, the monitor and in-process evaluations share it.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 pub use auscout_fingerprint::clip::{Clip, Warp};
@@ -201,6 +202,12 @@ pub struct Recognition<M> {
     pub passes: Vec<Pass>,
 }
 
+/// The first pass: the clip as played, the server's default `LIMIT`.
+pub const AS_PLAYED: Attempt = Attempt {
+    warp: Warp::NONE,
+    verified: None,
+};
+
 /// Looks `clip` up as played and, when that finds nothing or only a weak
 /// match, undone by each of `fallbacks.warps` in turn until one finds a
 /// match (then the deep pass, when nothing was found at all).
@@ -210,35 +217,48 @@ pub fn recognise<M: Scored, E: From<FingerprintError>>(
     mut lookup: impl FnMut(&Fingerprint, Attempt) -> Result<Vec<M>, E>,
 ) -> Result<Recognition<M>, E> {
     let start = Instant::now();
-    let attempt = Attempt {
-        warp: Warp::NONE,
-        verified: None,
-    };
-    let matches = lookup(clip.fingerprint(), attempt)?;
+    let matches = lookup(clip.fingerprint(), AS_PLAYED)?;
     let first = Pass {
-        attempt,
+        attempt: AS_PLAYED,
         took: start.elapsed(),
     };
-    let Some(best) = matches.first().map(Scored::score) else {
-        let mut found = fallback(clip, fallbacks, lookup)?;
-        found.passes.insert(0, first);
-        return Ok(found);
-    };
-    let as_played = Recognition {
+    after_first_pass(matches, first, fallbacks, || Ok(clip), lookup)
+}
+
+/// The rest of [`recognise`], for a caller that made the first pass itself
+/// ([`AS_PLAYED`], which found `matches`): the fallbacks when it found
+/// nothing or only a weak match. `clip` is called only then (a caller that
+/// hashed the clip without keeping its spectra opens it there).
+pub fn after_first_pass<M: Scored, E: From<FingerprintError>, C: Borrow<Clip>>(
+    matches: Vec<M>,
+    first: Pass,
+    fallbacks: &Fallbacks,
+    clip: impl FnOnce() -> Result<C, E>,
+    lookup: impl FnMut(&Fingerprint, Attempt) -> Result<Vec<M>, E>,
+) -> Result<Recognition<M>, E> {
+    let as_played = |matches| Recognition {
         matches,
         warp: Warp::NONE,
         passes: vec![first],
     };
+    let Some(best) = matches.first().map(Scored::score) else {
+        if fallbacks.warps.is_empty() && fallbacks.deep.is_none() {
+            return Ok(as_played(matches));
+        }
+        let mut found = fallback(clip()?.borrow(), fallbacks, lookup)?;
+        found.passes.insert(0, first);
+        return Ok(found);
+    };
     if best >= fallbacks.recheck_below || fallbacks.warps.is_empty() {
-        return Ok(as_played);
+        return Ok(as_played(matches));
     }
     // A weak match: a warp may align the clip better.
     let warps_only = Fallbacks {
         deep: None,
         ..fallbacks.clone()
     };
-    let mut warped = fallback(clip, &warps_only, lookup)?;
-    let mut passes = as_played.passes;
+    let mut warped = fallback(clip()?.borrow(), &warps_only, lookup)?;
+    let mut passes = vec![first];
     passes.append(&mut warped.passes);
     if warped
         .matches
@@ -249,7 +269,7 @@ pub fn recognise<M: Scored, E: From<FingerprintError>>(
     } else {
         Ok(Recognition {
             passes,
-            ..as_played
+            ..as_played(matches)
         })
     }
 }
@@ -505,6 +525,31 @@ mod tests {
         assert_eq!(seen.len(), 2);
         assert_eq!(found.warp, Warp::NONE);
         assert_eq!(found.matches[0].0, 0.35);
+    }
+
+    #[test]
+    fn the_clip_is_opened_only_when_a_fallback_runs() {
+        let first = || Pass {
+            attempt: AS_PLAYED,
+            took: Duration::ZERO,
+        };
+        let mut opened = 0;
+        for (score, opens) in [(0.9, 0), (0.35, 1)] {
+            let before = opened;
+            let found = after_first_pass(
+                vec![Hit(score)],
+                first(),
+                &Fallbacks::default(),
+                || {
+                    opened += 1;
+                    Ok::<_, Failed>(clip())
+                },
+                |_, _| Ok(Vec::new()),
+            )
+            .expect("no error");
+            assert_eq!(opened - before, opens, "first pass scoring {score}");
+            assert_eq!(found.matches[0].0, score);
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Every clip of the manifest looked up as `lookup` does it: the clip as
-//! played, then, when that finds nothing, undone by each fallback warp.
+//! played, then, when that finds nothing or only a weak match, undone by
+//! each fallback warp (the client library's `after_first_pass`).
 
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use auscout_client::recognise::{fallback, Clip, Fallbacks, Warp};
+use auscout_client::recognise::{after_first_pass, Clip, Fallbacks, Pass, Warp, AS_PLAYED};
 use auscout_core::matcher::LookupParams;
 use auscout_fingerprint::audiohash::hop_length;
 use auscout_fingerprint::{Fingerprint, HashOptions};
@@ -50,24 +51,31 @@ pub fn look_up(
             .map_err(|e| format!("{}: {e}", query.clip))
     };
     let t = Instant::now();
-    let mut got = lookup(fp, None)?;
-    let (mut warp, mut passes, mut deep) = (Warp::NONE, 1, false);
-    if got.is_empty() && (!fallbacks.warps.is_empty() || fallbacks.deep.is_some()) {
-        let clip =
-            Clip::open(Path::new(&query.clip), opts).map_err(|e| format!("{}: {e}", query.clip))?;
-        let found = fallback(&clip, fallbacks, |fp, attempt| {
-            lookup(fp, attempt.verified).map_err(LookupError)
-        })
-        .map_err(|e| e.0)?;
-        got = found.matches;
-        warp = found.warp;
-        deep = !got.is_empty()
-            && found
-                .passes
-                .last()
-                .is_some_and(|p| p.attempt.verified.is_some());
-        passes += found.passes.len();
-    }
+    let first = lookup(fp, None)?;
+    let first_pass = Pass {
+        attempt: AS_PLAYED,
+        took: t.elapsed(),
+    };
+    let found = after_first_pass(
+        first,
+        first_pass,
+        fallbacks,
+        || {
+            Clip::open(Path::new(&query.clip), opts)
+                .map_err(|e| LookupError(format!("{}: {e}", query.clip)))
+        },
+        |fp, attempt| lookup(fp, attempt.verified).map_err(LookupError),
+    )
+    .map_err(|e| e.0)?;
+    let got = found.matches;
+    let warp = found.warp;
+    let passes = found.passes.len();
+    // The deep pass is the only one with a `LIMIT` of its own.
+    let deep = !got.is_empty()
+        && found
+            .passes
+            .last()
+            .is_some_and(|p| p.attempt.verified.is_some());
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let hop = hop_length(fp.sr) as f64 / f64::from(fp.sr);
     let speed = got.first().and_then(|m| m.speed).map(|s| s * warp.tempo);
