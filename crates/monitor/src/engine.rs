@@ -314,7 +314,7 @@ impl<'c> Monitor<'c> {
                 i = self.supersede(i, on);
                 self.followers[i].confirmed = true;
                 let f = &self.followers[i];
-                let seg = self.segment(f, self.next_start(f, self.followers.iter()));
+                let seg = self.segment(f, self.followers.iter());
                 on(Event {
                     kind: EventKind::Start,
                     segment: seg,
@@ -386,7 +386,7 @@ impl<'c> Monitor<'c> {
                 }
                 on(Event {
                     kind: EventKind::Cancel,
-                    segment: self.segment(&g, None),
+                    segment: self.segment(&g, std::iter::empty()),
                 });
                 self.forget(&g);
                 continue;
@@ -432,14 +432,13 @@ impl<'c> Monitor<'c> {
                 .filter(|f| f.confirmed)
                 .any(|f| contains_as_well(f, f.heard(straddle), g));
             kept[k] = !duplicate;
-            let next = self.next_start(g, ending.iter().chain(self.followers.iter()));
             on(Event {
                 kind: if duplicate {
                     EventKind::Cancel
                 } else {
                     EventKind::End
                 },
-                segment: self.segment(g, next),
+                segment: self.segment(g, ending.iter().chain(self.followers.iter())),
             });
         }
         let recent = self

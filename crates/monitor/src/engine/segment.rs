@@ -16,7 +16,7 @@ impl Monitor<'_> {
     /// Where another track is first heard after `f`'s span: the earliest
     /// start of a confirmed follower of another track among `others` that
     /// begins after `f` was last heard.
-    pub(super) fn next_start<'a>(
+    fn next_start<'a>(
         &self,
         f: &Follower,
         others: impl Iterator<Item = &'a Follower>,
@@ -68,7 +68,14 @@ impl Monitor<'_> {
     /// from silence or from unrelated audio does not match yet), and the
     /// track is heard until about three quarters into the last matching
     /// hash's audio (measured on the bench's hard cuts).
-    pub(super) fn segment(&self, f: &Follower, next: Option<u64>) -> Segment {
+    ///
+    /// `others` are the followers a next track may be among; they are
+    /// looked at only when the outro applies.
+    pub(super) fn segment<'a>(
+        &self,
+        f: &Follower,
+        others: impl Iterator<Item = &'a Follower>,
+    ) -> Segment {
         let span = self.hash_seconds();
         let (speed, speed_error) = f.speed_fit();
         let track_len = f.track_len() as f64 * self.hop + span;
@@ -107,7 +114,7 @@ impl Monitor<'_> {
         let left = track_len - track_end;
         if left > 0.0 && left <= self.opts.outro {
             let mut until = self.hist_hi() as f64 * self.hop + span;
-            if let Some(q) = next.filter(|&q| !self.fades_in(q)) {
+            if let Some(q) = self.next_start(f, others).filter(|&q| !self.fades_in(q)) {
                 until = until.min(q as f64 * self.hop + 0.5 * span);
             }
             let more = (left / speed).min(until - stream_end).max(0.0);
